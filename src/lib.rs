@@ -1,0 +1,168 @@
+//! persistent-whisper: a pool of whisper.cpp worker processes for Node.js.
+//!
+//! This file is the napi glue only: it converts JS values to core types and
+//! core errors to JS errors with a `code`. The engine lives in plain Rust.
+
+pub mod audio;
+pub mod backend;
+pub mod cancel;
+pub mod engine;
+pub mod error;
+pub mod locate;
+pub mod log;
+pub mod options;
+pub mod pool;
+pub mod process;
+pub mod signal;
+pub mod transcript;
+pub mod worker;
+
+mod js;
+
+use engine::Engine;
+use error::WhisperError;
+use js::{to_js_error, to_thrown};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use options::{EngineOptions, RawEngineOptions, RawTranscribeOptions, TranscribeOptions};
+use std::future::Future;
+use std::sync::Arc;
+
+/// A Promise that settles with `convert(value)` or rejects with a coded Error.
+fn promise<'env, T, V>(
+    env: &'env Env,
+    work: impl Future<Output = std::result::Result<T, WhisperError>> + Send + 'static,
+    convert: impl FnOnce(T) -> V + 'static,
+) -> napi::Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+{
+    env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, result| {
+        result.map(convert).map_err(|e| to_js_error(env, &e))
+    })
+}
+
+/// A pool of whisper.cpp worker processes. Every method returns a Promise;
+/// every rejection is an Error with a stable `code`.
+#[napi]
+pub struct PersistentWhisperEngine {
+    engine: Arc<Engine>,
+}
+
+#[napi]
+impl PersistentWhisperEngine {
+    /// Validates the options; throws ERR_INVALID_OPTIONS naming the bad one.
+    #[napi(constructor, ts_args_type = "options: PersistentWhisperOptions")]
+    pub fn new(env: Env, options: Unknown) -> std::result::Result<Self, Error<&'static str>> {
+        if !matches!(options.get_type(), Ok(ValueType::Object)) {
+            return Err(to_thrown(WhisperError::invalid(
+                "options",
+                "must be an object, at least { modelPath: 'path/to/ggml-model.bin' }",
+            )));
+        }
+        // SAFETY: `options` is a live object of this call's env.
+        let js = unsafe { js::PersistentWhisperOptions::from_napi_value(env.raw(), options.raw()) }
+            .map_err(|e| to_thrown(js::conversion_error(&e.reason)))?;
+        let options = EngineOptions::from_raw(RawEngineOptions::from(js)).map_err(to_thrown)?;
+        Ok(PersistentWhisperEngine {
+            engine: Arc::new(Engine::new(options, None)),
+        })
+    }
+
+    /// Finds whisper-cli, checks the model, and starts the workers.
+    /// Calling it again while running is harmless.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn initialize<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let engine = self.engine.clone();
+        promise(env, async move { engine.initialize().await }, |()| ())
+    }
+
+    #[napi(
+        ts_args_type = "audioFilePath: string, options?: TranscribeOptions",
+        ts_return_type = "Promise<TranscriptionResult>"
+    )]
+    pub fn transcribe<'env>(
+        &self,
+        env: &'env Env,
+        audio_file_path: Unknown,
+        options: Option<js::TranscribeOptions>,
+    ) -> napi::Result<PromiseRaw<'env, js::TranscriptionResult>> {
+        let submitted = audio_path(audio_file_path).and_then(|path| {
+            let options = TranscribeOptions::from_raw(
+                options.map_or_else(RawTranscribeOptions::default, RawTranscribeOptions::from),
+            )?;
+            self.engine.transcribe(&path, options)
+        });
+        promise(
+            env,
+            async move {
+                let reply = submitted?.reply;
+                reply
+                    .await
+                    .unwrap_or_else(|_| Err(WhisperError::shutdown()))
+            },
+            js::TranscriptionResult::from,
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<EngineStatus>")]
+    pub fn get_status<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, js::EngineStatus>> {
+        let status = self.engine.status();
+        promise(env, async move { Ok(status) }, js::EngineStatus::from)
+    }
+
+    #[napi(ts_return_type = "Promise<WorkerStatus[]>")]
+    pub fn get_worker_statuses<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Vec<js::WorkerStatus>>> {
+        let statuses = self.engine.worker_statuses();
+        promise(env, async move { Ok(statuses) }, |s| {
+            s.into_iter().map(js::WorkerStatus::from).collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<QueueStatus>")]
+    pub fn get_queue_status<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, js::QueueStatus>> {
+        let status = self.engine.queue_status();
+        promise(env, async move { Ok(status) }, js::QueueStatus::from)
+    }
+
+    /// Rejects queued requests with ERR_SHUTDOWN, ends every worker process,
+    /// and resolves when none is left. A second call rejects with ERR_SHUTDOWN.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let engine = self.engine.clone();
+        promise(env, async move { engine.shutdown().await }, |()| ())
+    }
+
+    /// Replaces every worker; queued requests wait, running ones start over.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn restart<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let engine = self.engine.clone();
+        promise(env, async move { engine.restart().await }, |()| ())
+    }
+}
+
+/// transcribe()'s path must be a string; anything else is a caller's mistake
+/// reported like a missing file would be, with a code.
+fn audio_path(value: Unknown) -> std::result::Result<String, WhisperError> {
+    match value.get_type() {
+        Ok(ValueType::String) => {
+            // SAFETY: a string value of the current call.
+            unsafe { String::from_napi_value(value.env(), value.raw()) }
+                .map_err(|e| WhisperError::invalid("audioFilePath", e.reason.clone()))
+        }
+        _ => Err(WhisperError::invalid(
+            "audioFilePath",
+            "must be a string: the path of an audio file",
+        )),
+    }
+}

@@ -1,0 +1,161 @@
+//! Spawning and ending whisper processes: argv only (no shell), its own process
+//! group, death with the host on Linux, and OMP_WAIT_POLICY=passive.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+/// How long a process may take to exit after SIGTERM before it gets SIGKILL.
+pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// Keep only the end of stderr: whisper's error lines come last, and a
+/// runaway process must not grow the host's memory.
+const STDERR_KEEP: usize = 64 * 1024;
+
+pub fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // OpenMP threads of concurrent whisper processes busy-wait and fight over
+    // the cores (a 3-request batch ran 3-5x slower on 2 cores). Respect a
+    // caller who chose a policy.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        cmd.env("OMP_WAIT_POLICY", "passive");
+    }
+    #[cfg(unix)]
+    {
+        // Own group: ending it ends anything the process started.
+        cmd.process_group(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || die_with_parent(parent));
+        }
+    }
+    cmd
+}
+
+/// Linux: the kernel SIGKILLs the child when the thread that spawned it exits,
+/// so a host that crashes or is killed never leaves whisper processes behind.
+/// Spawns happen on the runtime's worker threads, which live as long as the host.
+#[cfg(target_os = "linux")]
+fn die_with_parent(parent: u32) -> std::io::Result<()> {
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The parent may have died before prctl took effect.
+    if unsafe { libc::getppid() } as u32 != parent {
+        return Err(std::io::Error::other("parent exited during spawn"));
+    }
+    Ok(())
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Reads stdout and stderr to their ends and waits for the exit status.
+pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
+    let mut stdout_pipe = child.stdout.take();
+    let mut stderr_pipe = child.stderr.take();
+    let read_stdout = async {
+        let mut buf = Vec::new();
+        if let Some(pipe) = stdout_pipe.as_mut() {
+            pipe.read_to_end(&mut buf).await?;
+        }
+        Ok::<_, std::io::Error>(buf)
+    };
+    let read_stderr = async {
+        let mut kept = Vec::new();
+        if let Some(pipe) = stderr_pipe.as_mut() {
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = pipe.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > 2 * STDERR_KEEP {
+                    kept.drain(..kept.len() - STDERR_KEEP);
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(kept)
+    };
+    let (stdout, stderr) = tokio::try_join!(read_stdout, read_stderr)?;
+    let status = child.wait().await?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(unix)]
+fn signal_group(pid: u32, signal: i32) {
+    // Negative pid: the whole process group the child leads.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
+/// SIGTERM to the process group, SIGKILL after `grace`, and reap the child.
+pub async fn terminate(child: &mut Child, grace: Duration) {
+    let Some(pid) = child.id() else {
+        let _ = child.wait().await;
+        return;
+    };
+    #[cfg(unix)]
+    {
+        signal_group(pid, libc::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            signal_group(pid, libc::SIGKILL);
+            let _ = child.wait().await;
+        } else {
+            // The leader is gone; anything left in its group goes too.
+            signal_group(pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, grace);
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+/// `Some("SIGSEGV")` when the process was ended by a signal.
+pub fn killed_by(status: &ExitStatus) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().map(|s| {
+            let name = match s {
+                libc::SIGSEGV => "SIGSEGV",
+                libc::SIGABRT => "SIGABRT",
+                libc::SIGKILL => "SIGKILL",
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGBUS => "SIGBUS",
+                libc::SIGILL => "SIGILL",
+                libc::SIGFPE => "SIGFPE",
+                libc::SIGINT => "SIGINT",
+                _ => return format!("signal {s}"),
+            };
+            name.to_owned()
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
+}

@@ -1,0 +1,128 @@
+//! whisper's JSON output -> Transcript { text, segments, language }.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    pub language: String,
+}
+
+#[derive(Deserialize)]
+struct CliOutput {
+    #[serde(default)]
+    result: Option<CliResult>,
+    transcription: Vec<CliSegment>,
+}
+
+#[derive(Deserialize)]
+struct CliResult {
+    language: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CliSegment {
+    offsets: CliOffsets,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct CliOffsets {
+    from: u64,
+    to: u64,
+}
+
+impl Transcript {
+    fn from_segments(segments: Vec<Segment>, raw_text: String, language: String) -> Self {
+        Transcript {
+            text: raw_text.trim().to_owned(),
+            segments,
+            language,
+        }
+    }
+}
+
+/// Parses the JSON whisper-cli prints with `-oj -of -`. `None` when stdout holds
+/// no such document (whisper failed, or something else wrote to stdout).
+pub fn from_cli_json(stdout: &[u8], requested_language: &str) -> Option<Transcript> {
+    let text = String::from_utf8_lossy(stdout);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let out: CliOutput = serde_json::from_str(text).ok()?;
+    let mut raw = String::new();
+    let segments = out
+        .transcription
+        .into_iter()
+        .map(|s| {
+            raw.push_str(&s.text);
+            Segment {
+                start_ms: s.offsets.from,
+                end_ms: s.offsets.to,
+                text: s.text.trim().to_owned(),
+            }
+        })
+        .collect();
+    let language = out
+        .result
+        .and_then(|r| r.language)
+        .unwrap_or_else(|| requested_language.to_owned());
+    Some(Transcript::from_segments(segments, raw, language))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JFK: &str = r#"{
+        "systeminfo": "AVX = 1",
+        "result": { "language": "en" },
+        "transcription": [
+            { "timestamps": { "from": "00:00:00,000", "to": "00:00:05,000" },
+              "offsets": { "from": 0, "to": 5000 }, "text": " And so my fellow Americans," },
+            { "timestamps": { "from": "00:00:05,000", "to": "00:00:10,360" },
+              "offsets": { "from": 5000, "to": 10360 }, "text": " ask not what your country can do for you." }
+        ]
+    }"#;
+
+    #[test]
+    fn joins_segments_and_keeps_millisecond_offsets() {
+        let t = from_cli_json(JFK.as_bytes(), "auto").unwrap();
+        assert_eq!(
+            t.text,
+            "And so my fellow Americans, ask not what your country can do for you."
+        );
+        assert_eq!(t.segments.len(), 2);
+        assert_eq!(
+            (t.segments[1].start_ms, t.segments[1].end_ms),
+            (5000, 10360)
+        );
+        assert_eq!(t.segments[0].text, "And so my fellow Americans,");
+        assert_eq!(t.language, "en");
+    }
+
+    #[test]
+    fn no_json_means_no_transcript() {
+        assert_eq!(from_cli_json(b"", "en"), None);
+        assert_eq!(from_cli_json(b"usage: whisper-cli [options]", "en"), None);
+        assert_eq!(from_cli_json(b"{\"transcription\": [", "en"), None);
+    }
+
+    #[test]
+    fn an_empty_transcription_is_a_result() {
+        let t = from_cli_json(br#"{"transcription": []}"#, "de").unwrap();
+        assert_eq!(
+            (t.text.as_str(), t.segments.len(), t.language.as_str()),
+            ("", 0, "de")
+        );
+    }
+}

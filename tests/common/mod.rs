@@ -1,0 +1,128 @@
+//! Helpers for pool tests that drive the engine with the FAKE whisper-cli
+//! (tests/fake-whisper/fake-whisper-cli), which exists for fault injection only.
+
+#![allow(dead_code)]
+
+use persistent_whisper::engine::{Engine, Submitted};
+use persistent_whisper::error::WhisperError;
+use persistent_whisper::options::{EngineOptions, RawEngineOptions, TranscribeOptions};
+use persistent_whisper::pool::Reply;
+use std::path::{Path, PathBuf};
+
+pub const FAKE_WHISPER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-whisper/fake-whisper-cli"
+);
+
+/// A scratch folder with a model file that passes the engine's magic check,
+/// a log the fake appends to, and directive files for the fake.
+pub struct Scratch {
+    pub dir: PathBuf,
+    next: std::cell::Cell<u32>,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.bin"), b"lmggfake model").unwrap();
+        std::fs::write(dir.join("fake.log"), b"").unwrap();
+        Scratch {
+            dir,
+            next: 0.into(),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("fake.log")
+    }
+
+    /// A file whose content tells the fake whisper what to do.
+    pub fn job(&self, directive: &str) -> String {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        let p = self.dir.join(format!("job-{n}.wav"));
+        std::fs::write(&p, format!("{directive}\n")).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    pub fn options(&self, pool_size: usize) -> RawEngineOptions {
+        RawEngineOptions {
+            model_path: Some(self.dir.join("model.bin").to_str().unwrap().to_owned()),
+            whisper_path: Some(FAKE_WHISPER.to_owned()),
+            pool_size: Some(pool_size as f64),
+            log_level: Some("silent".into()),
+            ..Default::default()
+        }
+    }
+
+    /// An initialized engine whose fake whisper logs to this scratch folder.
+    pub async fn engine(&self, raw: RawEngineOptions) -> Engine {
+        let engine = Engine::new(EngineOptions::from_raw(raw).unwrap(), None);
+        engine.initialize().await.unwrap();
+        engine
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Pids of fake processes (and their children) that this test started.
+    pub fn pids(&self) -> Vec<i32> {
+        self.log_lines()
+            .iter()
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                match parts.next() {
+                    Some("start") | Some("child") => parts.next()?.parse().ok(),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+pub fn submit(engine: &Engine, path: &str) -> Submitted {
+    engine
+        .transcribe(path, TranscribeOptions::default())
+        .unwrap()
+}
+
+pub async fn settle(s: Submitted) -> Reply {
+    s.reply.await.expect("every request gets a reply")
+}
+
+pub fn code(reply: &Reply) -> &'static str {
+    match reply {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+pub fn text(reply: &Reply) -> String {
+    reply
+        .as_ref()
+        .map(|r| r.transcript.text.clone())
+        .unwrap_or_else(|e: &WhisperError| e.to_string())
+}
+
+/// True when the process is not running: no such pid, or a zombie that only
+/// waits for its reaper (a killed grandchild is reaped by init, not by us).
+pub fn is_gone(pid: i32) -> bool {
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state letter follows the parenthesised command name.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'))
+}
+
+pub fn exists(path: &str) -> bool {
+    Path::new(path).exists()
+}
