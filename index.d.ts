@@ -37,7 +37,7 @@ export declare class PersistentWhisperEngine {
 export interface EngineStatus {
   isRunning: boolean
   isReady: boolean
-  /** Whether workers keep the model loaded between requests (never, with 'cli'). */
+  /** Whether workers keep the model loaded between requests ('server', once started). */
   modelLoaded: boolean
   requestsProcessed: number
   /** Milliseconds from transcribe() to result, averaged over completed requests. */
@@ -59,8 +59,26 @@ export interface PersistentWhisperOptions {
    * provisioned build (`npm run setup`), then `whisper-cli` on the PATH.
    */
   whisperPath?: string
-  /** How a worker runs whisper. Default 'cli'. */
-  backend?: 'cli'
+  /**
+   * whisper-server binary (backend 'server'). Default: $WHISPER_SERVER_PATH,
+   * then beside `whisperPath`, then the provisioned build, then the PATH.
+   */
+  serverPath?: string
+  /**
+   * How a worker runs whisper. 'cli' (default): one whisper-cli process per
+   * request. 'server': one whisper-server per worker, model loaded once.
+   */
+  backend?: 'cli' | 'server'
+  /**
+   * Backend 'server': first port to try for the workers' servers on
+   * 127.0.0.1 (ports in use are skipped). Default: ports the OS picks.
+   */
+  basePort?: number
+  /**
+   * Backend 'server': milliseconds between health checks of an idle
+   * worker's server; three failures in a row replace it. Default 5000.
+   */
+  healthCheckInterval?: number
   /** Worker processes. Default 3. */
   poolSize?: number
   /**
@@ -93,6 +111,8 @@ export interface PoolStats {
   totalWorkers: number
   availableWorkers: number
   busyWorkers: number
+  /** Workers whose whisper-server has the model loaded ('server'). */
+  loadedWorkers: number
   queueLength: number
   /** Busy workers as a percentage of all workers. */
   poolUtilization: number
@@ -165,4 +185,6 @@ export interface WorkerStatus {
   averageProcessingTime: number
   currentRequest?: string
   lastError?: string
+  /** Backend 'server': its whisper-server is up with the model loaded. */
+  modelLoaded: boolean
 }

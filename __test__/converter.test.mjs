@@ -5,17 +5,17 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { converter, tinyEnCt2 } from '../scripts/setup.mjs'
-import { TINY_EN_WHEEL } from '../scripts/paths.mjs'
+import { converter, ct2Model } from '../scripts/setup.mjs'
+import { MODEL_SOURCES } from '../scripts/paths.mjs'
 import { JFK_WAV, missingPhrases, newEngine } from './helpers.mjs'
 
 test('a freshly converted tiny.en loads in whisper-cli and transcribes the JFK sample', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pw-convert-'))
   const out = join(dir, 'ggml-tiny.en.bin')
-  const r = spawnSync(converter(), [tinyEnCt2(), out], { encoding: 'utf8' })
+  const r = spawnSync(converter(), [ct2Model('tiny.en'), out], { encoding: 'utf8' })
   assert.equal(r.status, 0, r.stderr)
   // Byte for byte the size of the official ggml-tiny.en.bin, and ggml's magic up front.
-  assert.equal(statSync(out).size, TINY_EN_WHEEL.ggmlBytes)
+  assert.equal(statSync(out).size, MODEL_SOURCES['tiny.en'].ggmlBytes)
   assert.equal(readFileSync(out).readUInt32LE(0), 0x67676d6c)
 
   const engine = newEngine({ modelPath: out, poolSize: 1 })

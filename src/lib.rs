@@ -6,8 +6,10 @@
 pub mod audio;
 pub mod backend;
 pub mod cancel;
+pub mod decoding;
 pub mod engine;
 pub mod error;
+pub mod language;
 pub mod locate;
 pub mod log;
 pub mod options;

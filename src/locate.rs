@@ -22,6 +22,12 @@ pub const WHISPER_CLI: Program = Program {
     env_var: "WHISPER_CLI_PATH",
 };
 
+pub const WHISPER_SERVER: Program = Program {
+    name: "whisper-server",
+    option: "serverPath",
+    env_var: "WHISPER_SERVER_PATH",
+};
+
 fn not_found(program: &Program, path: &Path, reason: impl Into<String>) -> WhisperError {
     WhisperError::WhisperNotFound {
         program: program.name,
@@ -55,10 +61,11 @@ fn is_executable(path: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The option, then the environment variable, then the provisioned build,
-/// then the PATH. An explicit choice that does not work is an error, not a
-/// reason to fall back to something else.
-pub fn find(program: &Program, explicit: Option<&Path>) -> Result<PathBuf> {
+/// The option, then the environment variable, then beside `sibling` (the
+/// whisper-cli the caller named, for whisper-server), then the provisioned
+/// build, then the PATH. An explicit choice that does not work is an error,
+/// not a reason to fall back to something else.
+pub fn find(program: &Program, explicit: Option<&Path>, sibling: Option<&Path>) -> Result<PathBuf> {
     let chosen = explicit
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(program.env_var).map(PathBuf::from));
@@ -68,6 +75,11 @@ pub fn find(program: &Program, explicit: Option<&Path>) -> Result<PathBuf> {
             .map_err(|reason| not_found(program, &path, reason));
     }
     let file = executable_name(program.name);
+    if let Some(beside) = sibling.and_then(Path::parent).map(|dir| dir.join(&file)) {
+        if is_executable(&beside).is_ok() {
+            return Ok(beside);
+        }
+    }
     let provisioned = Path::new(PROVISIONED_BIN).join(&file);
     let on_path = std::env::var_os("PATH")
         .map(|p| {
@@ -115,28 +127,45 @@ pub async fn probe(program: &Program, path: &Path) -> Result<()> {
     }
 }
 
-/// The model exists, is a file, and starts with ggml's magic number. Returns its size.
+/// The model exists, is a file, and starts with a plausible ggml whisper
+/// header. Returns its size. (A model truncated after its header still gets
+/// past this; whisper reports it when it loads the file.)
 pub fn check_model(path: &Path) -> Result<u64> {
-    let fail = |reason: String| WhisperError::ModelLoad {
+    let fail = |reason: &str| WhisperError::ModelLoad {
         path: display_path(path),
-        reason,
+        reason: reason.to_owned(),
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("{e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| fail(&e.to_string()))?;
     if !meta.is_file() {
-        return Err(fail("it is not a file".into()));
+        return Err(fail("it is not a file"));
     }
-    let mut magic = [0u8; 4];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open(path).map_err(|e| fail(e.to_string()))?,
-        &mut magic,
-    )
-    .map_err(|_| fail("the file is too short to be a model".into()))?;
-    if magic != GGML_MAGIC {
+    let mut header = [0u8; 48];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .map_err(|_| fail("the file is too short to be a model"))?;
+    if header[..4] != GGML_MAGIC {
+        return Err(fail("it is not a ggml whisper model (wrong magic number); convert other formats with the project's ct2-to-ggml or whisper.cpp's converters"));
+    }
+    if !plausible_hparams(&header[4..]) {
         return Err(fail(
-            "it is not a ggml whisper model (wrong magic number; convert other formats with the project's ct2-to-ggml or whisper.cpp's converters)".into(),
+            "its header is corrupt (implausible model dimensions); download or convert it again",
         ));
     }
     Ok(meta.len())
+}
+
+/// n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer,
+/// n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels, ftype.
+fn plausible_hparams(bytes: &[u8]) -> bool {
+    let v: Vec<i32> = bytes
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let dims_ok = v[..9].iter().all(|&d| (1..=1 << 20).contains(&d));
+    let mels_ok = matches!(v[9], 80 | 128);
+    // ftype carries the quantization version in its thousands.
+    let ftype_ok = v[10] >= 0 && v[10] % 1000 < 64;
+    dims_ok && mels_ok && ftype_ok
 }
 
 #[cfg(test)]
@@ -145,15 +174,35 @@ mod tests {
 
     #[test]
     fn an_explicit_path_that_does_not_exist_is_an_error_naming_it() {
-        let e = find(&WHISPER_CLI, Some(Path::new("/nope/whisper-cli"))).unwrap_err();
+        let e = find(&WHISPER_CLI, Some(Path::new("/nope/whisper-cli")), None).unwrap_err();
         assert_eq!(e.code(), "ERR_WHISPER_NOT_FOUND");
         assert!(e.to_string().contains("/nope/whisper-cli"), "{e}");
     }
 
     #[test]
     fn a_file_without_execute_permission_is_refused() {
-        let e = find(&WHISPER_CLI, Some(Path::new("Cargo.toml"))).unwrap_err();
+        let e = find(&WHISPER_CLI, Some(Path::new("Cargo.toml")), None).unwrap_err();
         assert!(e.to_string().contains("not executable"), "{e}");
+    }
+
+    #[test]
+    fn model_check_reads_the_header() {
+        let dir = std::env::temp_dir().join(format!("pw-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut header: Vec<u8> = GGML_MAGIC.to_vec();
+        for v in [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1] {
+            header.extend_from_slice(&i32::to_le_bytes(v));
+        }
+        let good = dir.join("good.bin");
+        std::fs::write(&good, &header).unwrap();
+        assert_eq!(check_model(&good).unwrap(), 48);
+        header[4 + 9 * 4] = 7; // n_mels 7
+        let bad = dir.join("bad.bin");
+        std::fs::write(&bad, &header).unwrap();
+        assert!(check_model(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt"));
     }
 
     #[test]

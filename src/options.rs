@@ -2,6 +2,7 @@
 //! f64 so that NaN and fractions can be named in errors), defaults, and
 //! validation into the plain types the core uses.
 
+use crate::decoding::Decoding;
 use crate::error::{Result, WhisperError};
 use crate::log::LogLevel;
 use std::path::PathBuf;
@@ -13,17 +14,6 @@ pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1000;
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 3;
 /// A timeout longer than a day is a typo, not a wish.
 pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
-
-/// Language codes whisper.cpp 1.9 knows (its `g_lang` table), plus `auto`.
-const LANGUAGES: &[&str] = &[
-    "auto", "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar",
-    "sv", "it", "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no",
-    "th", "ur", "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az",
-    "sl", "kn", "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr",
-    "pa", "si", "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo",
-    "uz", "fo", "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt",
-    "haw", "ln", "ha", "ba", "jw", "su", "yue",
-];
 
 /// whisper-cli flags the engine sets itself; passing them through `extraArgs`
 /// would break the JSON-on-stdout contract or bypass an option.
@@ -60,7 +50,20 @@ const RESERVED_FLAGS: &[(&str, &str)] = &[
 pub enum BackendKind {
     /// Spawn whisper-cli once per request.
     Cli,
+    /// One whisper-server per worker, model loaded once.
+    Server,
 }
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cli => "cli",
+            BackendKind::Server => "server",
+        }
+    }
+}
+
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Engine options as JavaScript passes them. Every field is optional here so
 /// that a missing required field gets a coded error, not a conversion error.
@@ -68,7 +71,10 @@ pub enum BackendKind {
 pub struct RawEngineOptions {
     pub model_path: Option<String>,
     pub whisper_path: Option<String>,
+    pub server_path: Option<String>,
     pub backend: Option<String>,
+    pub base_port: Option<f64>,
+    pub health_check_interval: Option<f64>,
     pub pool_size: Option<f64>,
     pub timeout: Option<f64>,
     pub threads: Option<f64>,
@@ -83,7 +89,11 @@ pub struct RawEngineOptions {
 pub struct EngineOptions {
     pub model_path: PathBuf,
     pub whisper_path: Option<PathBuf>,
+    pub server_path: Option<PathBuf>,
     pub backend: BackendKind,
+    /// First port for worker servers; None: ports the OS picks.
+    pub base_port: Option<u16>,
+    pub health_check_interval: Duration,
     pub pool_size: usize,
     /// None: derived per request from the audio's duration and the model's size.
     pub timeout: Option<Duration>,
@@ -92,6 +102,10 @@ pub struct EngineOptions {
     pub max_queue_size: usize,
     pub max_consecutive_failures: u32,
     pub extra_args: Vec<String>,
+    /// The decoding settings within `extra_args`, sent per request to servers...
+    pub decoding: Decoding,
+    /// ...and the rest, which go on whisper-server's command line.
+    pub server_args: Vec<String>,
     pub log_level: LogLevel,
 }
 
@@ -145,14 +159,12 @@ fn timeout(option: &str, value: Option<f64>) -> Result<Option<Duration>> {
 
 pub fn language(option: &str, value: Option<String>) -> Result<Option<String>> {
     let Some(lang) = value else { return Ok(None) };
-    let lower = lang.to_ascii_lowercase();
-    if LANGUAGES.contains(&lower.as_str()) {
-        Ok(Some(lower))
-    } else {
-        Err(WhisperError::invalid(
+    match crate::language::code(&lang) {
+        Some(code) => Ok(Some(code)),
+        None => Err(WhisperError::invalid(
             option,
             format!("{lang:?} is not a language whisper knows: use a code such as \"en\", \"de\", \"ja\", or \"auto\" to detect it"),
-        ))
+        )),
     }
 }
 
@@ -187,10 +199,11 @@ impl EngineOptions {
         };
         let backend = match raw.backend.as_deref() {
             None | Some("cli") => BackendKind::Cli,
+            Some("server") => BackendKind::Server,
             Some(other) => {
                 return Err(WhisperError::invalid(
                     "backend",
-                    format!("must be \"cli\" (got {other:?})"),
+                    format!("must be \"cli\" or \"server\" (got {other:?})"),
                 ))
             }
         };
@@ -207,10 +220,21 @@ impl EngineOptions {
                 )
             })?,
         };
+        let extra_args = extra_args(raw.extra_args)?;
+        let (decoding, server_args) = Decoding::from_args(&extra_args)?;
         Ok(EngineOptions {
             model_path,
             whisper_path: non_empty("whisperPath", raw.whisper_path)?.map(PathBuf::from),
+            server_path: non_empty("serverPath", raw.server_path)?.map(PathBuf::from),
             backend,
+            base_port: integer("basePort", raw.base_port, 1024, 65535)?.map(|p| p as u16),
+            health_check_interval: integer(
+                "healthCheckInterval",
+                raw.health_check_interval,
+                10,
+                MAX_TIMEOUT_MS,
+            )?
+            .map_or(DEFAULT_HEALTH_INTERVAL, Duration::from_millis),
             pool_size,
             timeout: timeout("timeout", raw.timeout)?,
             threads,
@@ -224,7 +248,9 @@ impl EngineOptions {
                 1000,
             )?
             .map_or(DEFAULT_MAX_CONSECUTIVE_FAILURES, |n| n as u32),
-            extra_args: extra_args(raw.extra_args)?,
+            extra_args,
+            decoding,
+            server_args,
             log_level,
         })
     }

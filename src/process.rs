@@ -26,6 +26,11 @@ pub fn command(program: &Path) -> Command {
     if std::env::var_os("OMP_WAIT_POLICY").is_none() {
         cmd.env("OMP_WAIT_POLICY", "passive");
     }
+    // On a failed assertion ggml attaches gdb to print a backtrace: slow, and
+    // one more process in the group. The error line says enough.
+    if std::env::var_os("GGML_NO_BACKTRACE").is_none() {
+        cmd.env("GGML_NO_BACKTRACE", "1");
+    }
     #[cfg(unix)]
     {
         // Own group: ending it ends anything the process started.
@@ -100,11 +105,34 @@ pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
     })
 }
 
-#[cfg(unix)]
-fn signal_group(pid: u32, signal: i32) {
-    // Negative pid: the whole process group the child leads.
-    unsafe {
-        libc::kill(-(pid as i32), signal);
+#[derive(Debug, Clone, Copy)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// Signals the process group the child leads (the child and anything it started).
+pub fn signal_group(pid: u32, signal: Signal) {
+    #[cfg(unix)]
+    {
+        let sig = match signal {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        // Negative pid: the whole group.
+        unsafe {
+            libc::kill(-(pid as i32), sig);
+        }
+    }
+    #[cfg(windows)]
+    {
+        // No signals: end the process tree (both requests end it at once).
+        let _ = signal;
+        let _ = std::process::Command::new("taskkill")
+            .args(["/PID", &pid.to_string(), "/T", "/F"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -114,22 +142,13 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
         let _ = child.wait().await;
         return;
     };
-    #[cfg(unix)]
-    {
-        signal_group(pid, libc::SIGTERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            signal_group(pid, libc::SIGKILL);
-            let _ = child.wait().await;
-        } else {
-            // The leader is gone; anything left in its group goes too.
-            signal_group(pid, libc::SIGKILL);
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (pid, grace);
-        let _ = child.start_kill();
+    signal_group(pid, Signal::Term);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, Signal::Kill);
         let _ = child.wait().await;
+    } else {
+        // The leader is gone; anything left in its group goes too.
+        signal_group(pid, Signal::Kill);
     }
 }
 

@@ -79,6 +79,45 @@ pub fn from_cli_json(stdout: &[u8], requested_language: &str) -> Option<Transcri
     Some(Transcript::from_segments(segments, raw, language))
 }
 
+#[derive(Deserialize)]
+struct ServerOutput {
+    language: Option<String>,
+    segments: Vec<ServerSegment>,
+}
+
+#[derive(Deserialize)]
+struct ServerSegment {
+    text: String,
+    #[serde(default)]
+    start: f64,
+    #[serde(default)]
+    end: f64,
+}
+
+/// Parses whisper-server's `verbose_json` answer (times in seconds, the
+/// language as a name such as "english").
+pub fn from_server_json(body: &[u8], requested_language: &str) -> Option<Transcript> {
+    let out: ServerOutput = serde_json::from_slice(body).ok()?;
+    let mut raw = String::new();
+    let segments = out
+        .segments
+        .into_iter()
+        .map(|s| {
+            raw.push_str(&s.text);
+            Segment {
+                start_ms: (s.start * 1000.0).round() as u64,
+                end_ms: (s.end * 1000.0).round() as u64,
+                text: s.text.trim().to_owned(),
+            }
+        })
+        .collect();
+    let language = out
+        .language
+        .and_then(|name| crate::language::code_of_name(&name))
+        .map_or_else(|| requested_language.to_owned(), str::to_owned);
+    Some(Transcript::from_segments(segments, raw, language))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +154,16 @@ mod tests {
         assert_eq!(from_cli_json(b"", "en"), None);
         assert_eq!(from_cli_json(b"usage: whisper-cli [options]", "en"), None);
         assert_eq!(from_cli_json(b"{\"transcription\": [", "en"), None);
+    }
+
+    #[test]
+    fn reads_whisper_servers_verbose_json() {
+        let body = br#"{"task":"transcribe","language":"english","duration":11.0,"text":"x",
+            "segments":[{"id":0,"text":" Ask not.","start":0.0,"end":5.12,"temperature":0.0}]}"#;
+        let t = from_server_json(body, "auto").unwrap();
+        assert_eq!((t.text.as_str(), t.language.as_str()), ("Ask not.", "en"));
+        assert_eq!((t.segments[0].start_ms, t.segments[0].end_ms), (0, 5120));
+        assert_eq!(from_server_json(b"{\"error\":\"x\"}", "en"), None);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct WorkerStatus {
     pub average_processing_time_ms: f64,
     pub current_request: Option<String>,
     pub last_error: Option<String>,
+    /// Its process keeps the model loaded (server backend).
+    pub model_loaded: bool,
 }
 
 #[derive(Debug)]
@@ -54,6 +56,7 @@ pub struct ProcessWorker {
     last_used: Option<Instant>,
     /// Set when it must not take more work (crashed, timed out, too many failures).
     retiring: bool,
+    model_loaded: bool,
 }
 
 impl ProcessWorker {
@@ -70,6 +73,7 @@ impl ProcessWorker {
             last_error: None,
             last_used: None,
             retiring: false,
+            model_loaded: false,
         }
     }
 
@@ -107,8 +111,13 @@ impl ProcessWorker {
         self.current_request = Some(request_id.to_owned());
     }
 
+    /// The process serving it: per request (cli) or for its lifetime (server).
     pub fn set_pid(&mut self, pid: Option<u32>) {
         self.pid = pid;
+    }
+
+    pub fn set_loaded(&mut self, loaded: bool) {
+        self.model_loaded = loaded;
     }
 
     pub fn succeed(&mut self, elapsed: Duration) {
@@ -148,12 +157,12 @@ impl ProcessWorker {
         self.state = WorkerState::Terminated;
         self.retiring = true;
         self.pid = None;
+        self.model_loaded = false;
         self.current_request = None;
     }
 
     fn end_request(&mut self) {
         self.current_request = None;
-        self.pid = None;
         self.last_used = Some(Instant::now());
     }
 
@@ -172,6 +181,7 @@ impl ProcessWorker {
             },
             current_request: self.current_request.clone(),
             last_error: self.last_error.clone(),
+            model_loaded: self.model_loaded,
         }
     }
 }

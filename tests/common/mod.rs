@@ -14,6 +14,15 @@ pub const FAKE_WHISPER: &str = concat!(
     "/tests/fake-whisper/fake-whisper-cli"
 );
 
+/// What the engine checks of a model: ggml's magic and tiny.en's dimensions.
+fn fake_model_header() -> Vec<u8> {
+    let mut bytes = b"lmgg".to_vec();
+    for v in [51864i32, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
+}
+
 /// A scratch folder with a model file that passes the engine's magic check,
 /// a log the fake appends to, and directive files for the fake.
 pub struct Scratch {
@@ -26,7 +35,7 @@ impl Scratch {
         let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("model.bin"), b"lmggfake model").unwrap();
+        std::fs::write(dir.join("model.bin"), fake_model_header()).unwrap();
         std::fs::write(dir.join("fake.log"), b"").unwrap();
         Scratch {
             dir,

@@ -4,24 +4,33 @@
 //! All bookkeeping happens under one short, synchronous lock; whisper runs in
 //! tokio tasks outside it. Every job's reply is sent exactly once.
 
+mod status;
+mod workers;
+
+pub use status::{PoolStats, ProcessingRequest, QueueStatus, QueuedRequest};
+
 use crate::backend::{Backend, Request, Stop};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{display_path, WhisperError};
 use crate::log::Logger;
 use crate::signal::Signal;
 use crate::transcript::Transcript;
-use crate::worker::{ProcessWorker, WorkerStatus};
+use crate::worker::WorkerStatus;
+use status::{ms, Totals};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use workers::Slot;
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub pool_size: usize,
     pub max_queue_size: usize,
     pub max_consecutive_failures: u32,
+    /// How often an idle persistent worker's health is checked.
+    pub health_interval: Duration,
 }
 
 /// Makes the backend for a new worker, given its id.
@@ -53,23 +62,6 @@ struct Running {
     cancel: CancelToken,
 }
 
-struct Slot {
-    worker: ProcessWorker,
-    backend: Arc<Backend>,
-    log: Logger,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Totals {
-    submitted: u64,
-    completed: u64,
-    failed: u64,
-    aborted: u64,
-    replaced_workers: u64,
-    processing_time: Duration,
-    queue_time: Duration,
-}
-
 struct PoolState {
     slots: Vec<Slot>,
     queue: VecDeque<Job>,
@@ -80,49 +72,6 @@ struct PoolState {
     last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolStats {
-    pub total_workers: usize,
-    pub available_workers: usize,
-    pub busy_workers: usize,
-    pub queue_length: usize,
-    /// Busy workers as a percentage of all workers.
-    pub pool_utilization: f64,
-    pub total_requests_submitted: u64,
-    pub total_requests_processed: u64,
-    pub total_requests_failed: u64,
-    pub total_requests_aborted: u64,
-    pub workers_replaced: u64,
-    pub average_processing_time_ms: f64,
-    pub average_queue_time_ms: f64,
-    /// Queue time plus processing time, per completed request.
-    pub average_latency_ms: f64,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueuedRequest {
-    pub id: String,
-    pub audio_file_path: String,
-    pub waiting_ms: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessingRequest {
-    pub id: String,
-    pub audio_file_path: String,
-    pub worker_id: String,
-    pub running_ms: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueStatus {
-    pub queue_length: usize,
-    pub max_queue_size: usize,
-    pub queued_requests: Vec<QueuedRequest>,
-    pub processing_requests: Vec<ProcessingRequest>,
-}
-
 struct Shared {
     state: Mutex<PoolState>,
     config: PoolConfig,
@@ -130,9 +79,9 @@ struct Shared {
     runtime: tokio::runtime::Handle,
     log: Logger,
     base_log: Logger,
-    /// Running request tasks; shutdown waits for zero.
+    /// Running tasks (requests, worker starts and stops); shutdown waits for zero.
     tasks: AtomicUsize,
-    /// Fires whenever a request task ends.
+    /// Fires whenever such a task ends.
     changed: Signal,
 }
 
@@ -143,18 +92,6 @@ pub struct ProcessPool {
 
 type Assignment = (Arc<Backend>, String, Logger, Job);
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn average(total: Duration, count: u64) -> f64 {
-    if count == 0 {
-        0.0
-    } else {
-        ms(total) / count as f64
-    }
-}
-
 impl PoolState {
     fn slot_mut(&mut self, worker_id: &str) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.worker.id() == worker_id)
@@ -162,8 +99,13 @@ impl PoolState {
 }
 
 impl ProcessPool {
-    /// Creates the workers and starts serving. Must be called inside a tokio runtime.
-    pub fn start(config: PoolConfig, factory: BackendFactory, log: &Logger) -> Self {
+    /// Creates the workers, starts their processes in parallel, and returns
+    /// when all are ready. Must be called inside a tokio runtime.
+    pub async fn start(
+        config: PoolConfig,
+        factory: BackendFactory,
+        log: &Logger,
+    ) -> Result<Self, WhisperError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(PoolState {
                 slots: Vec::with_capacity(config.pool_size),
@@ -182,16 +124,36 @@ impl ProcessPool {
             changed: Signal::default(),
             config,
         });
-        {
-            let mut state = shared.lock();
-            for _ in 0..shared.config.pool_size {
-                shared.add_worker(&mut state);
+        let pool = ProcessPool { shared };
+        let starts: Vec<_> = {
+            let mut state = pool.shared.lock();
+            (0..pool.shared.config.pool_size)
+                .map(|_| pool.shared.add_worker(&mut state, 0))
+                .filter(|(_, backend)| backend.is_persistent())
+                .map(|(id, backend)| tokio::spawn(pool.shared.clone().start_worker(id, backend, 1)))
+                .collect()
+        };
+        let mut first_error = None;
+        for start in starts {
+            let result = start.await.unwrap_or_else(|e| {
+                Err(WhisperError::WhisperFailed {
+                    path: String::new(),
+                    detail: format!("starting a worker panicked: {e}"),
+                })
+            });
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
             }
         }
-        shared
-            .log
-            .info(format_args!("started {} workers", shared.config.pool_size));
-        ProcessPool { shared }
+        if let Some(e) = first_error {
+            pool.shutdown().await;
+            return Err(e);
+        }
+        pool.shared.log.info(format_args!(
+            "started {} workers",
+            pool.shared.config.pool_size
+        ));
+        Ok(pool)
     }
 
     /// Queues a request. The receiver gets exactly one reply.
@@ -206,11 +168,17 @@ impl ProcessPool {
             if !state.accepting {
                 return Err(WhisperError::shutdown());
             }
+            if state.slots.is_empty() {
+                let reason = state.last_error.clone().unwrap_or_default();
+                return Err(WhisperError::WhisperFailed {
+                    path: display_path(&request.audio.path),
+                    detail: format!(
+                        "no worker could be started ({reason}); fix the cause and call restart()"
+                    ),
+                });
+            }
             let max = self.shared.config.max_queue_size;
-            let worker_free = state.slots.iter().any(|s| {
-                s.worker
-                    .is_available(self.shared.config.max_consecutive_failures)
-            });
+            let worker_free = state.slots.iter().any(|s| self.shared.available(s));
             if !worker_free && state.queue.len() >= max {
                 return Err(WhisperError::QueueFull { max });
             }
@@ -274,21 +242,15 @@ impl ProcessPool {
         for job in rejected {
             let _ = job.reply.send(Err(WhisperError::shutdown()));
         }
-        let shared = &self.shared;
-        shared
-            .changed
-            .wait_until(|| shared.tasks.load(Ordering::SeqCst) == 0)
-            .await;
-        let mut state = self.shared.lock();
-        for slot in &mut state.slots {
-            slot.worker.terminate();
-        }
+        self.shared.wait_for_tasks().await;
+        self.shared.stop_all().await;
         self.shared.log.info(format_args!("shut down"));
     }
 
     /// Replaces every worker. Queued requests stay queued; running ones go back
-    /// to the front of the queue and start over on a fresh worker.
-    pub async fn restart(&self) {
+    /// to the front of the queue and start over on a fresh worker. Returns
+    /// when the new workers are ready.
+    pub async fn restart(&self) -> Result<(), WhisperError> {
         let old: Vec<String> = {
             let mut state = self.shared.lock();
             let old = state
@@ -316,12 +278,24 @@ impl ProcessPool {
             .changed
             .wait_until(|| {
                 let state = shared.lock();
-                !state
+                let old_gone = !state
                     .slots
                     .iter()
-                    .any(|s| old.iter().any(|id| id == s.worker.id()))
+                    .any(|s| old.iter().any(|id| id == s.worker.id()));
+                old_gone && state.slots.iter().all(|s| s.ready)
             })
             .await;
+        let state = shared.lock();
+        match state.slots.is_empty() {
+            false => Ok(()),
+            true => Err(WhisperError::WhisperFailed {
+                path: String::new(),
+                detail: format!(
+                    "no worker could be started: {}",
+                    state.last_error.clone().unwrap_or_default()
+                ),
+            }),
+        }
     }
 
     pub fn worker_statuses(&self) -> Vec<WorkerStatus> {
@@ -330,63 +304,11 @@ impl ProcessPool {
     }
 
     pub fn queue_status(&self) -> QueueStatus {
-        let state = self.shared.lock();
-        let now = Instant::now();
-        QueueStatus {
-            queue_length: state.queue.len(),
-            max_queue_size: self.shared.config.max_queue_size,
-            queued_requests: state
-                .queue
-                .iter()
-                .map(|j| QueuedRequest {
-                    id: j.request.id.clone(),
-                    audio_file_path: display_path(&j.request.audio.path),
-                    waiting_ms: ms(now - j.enqueued_at),
-                })
-                .collect(),
-            processing_requests: state
-                .running
-                .iter()
-                .map(|r| ProcessingRequest {
-                    id: r.request_id.clone(),
-                    audio_file_path: r.path.clone(),
-                    worker_id: r.worker_id.clone(),
-                    running_ms: ms(now - r.started_at),
-                })
-                .collect(),
-        }
+        status::queue(&self.shared, &self.shared.lock())
     }
 
     pub fn stats(&self) -> PoolStats {
-        let state = self.shared.lock();
-        let max_failures = self.shared.config.max_consecutive_failures;
-        let total = state.slots.len();
-        let busy = state.running.len();
-        let t = &state.totals;
-        PoolStats {
-            total_workers: total,
-            available_workers: state
-                .slots
-                .iter()
-                .filter(|s| s.worker.is_available(max_failures))
-                .count(),
-            busy_workers: busy,
-            queue_length: state.queue.len(),
-            pool_utilization: if total == 0 {
-                0.0
-            } else {
-                busy as f64 * 100.0 / total as f64
-            },
-            total_requests_submitted: t.submitted,
-            total_requests_processed: t.completed,
-            total_requests_failed: t.failed,
-            total_requests_aborted: t.aborted,
-            workers_replaced: t.replaced_workers,
-            average_processing_time_ms: average(t.processing_time, t.completed),
-            average_queue_time_ms: average(t.queue_time, t.completed),
-            average_latency_ms: average(t.processing_time + t.queue_time, t.completed),
-            last_error: state.last_error.clone(),
-        }
+        status::stats(&self.shared, &self.shared.lock())
     }
 }
 
@@ -397,42 +319,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add_worker(&self, state: &mut PoolState) {
-        let id = format!("worker-{}", state.next_worker);
-        state.next_worker += 1;
-        let backend = Arc::new((self.factory)(&id));
-        let log = self.base_log.named(&format!("ProcessWorker:{id}"));
-        log.debug(format_args!("created"));
-        state.slots.push(Slot {
-            worker: ProcessWorker::new(id),
-            backend,
-            log,
-        });
-    }
-
-    /// Swaps every retiring worker that is not busy for a new one.
-    fn replace_retired(&self, state: &mut PoolState) {
-        let before = state.slots.len();
-        let mut gone = Vec::new();
-        state.slots.retain_mut(|s| {
-            let idle_retiree = s.worker.is_retiring()
-                && s.worker.state() != crate::worker::WorkerState::Processing;
-            if idle_retiree {
-                s.worker.terminate();
-                gone.push(s.worker.id().to_owned());
-            }
-            !idle_retiree
-        });
-        if !state.accepting {
-            return;
-        }
-        for id in &gone {
-            state.totals.replaced_workers += 1;
-            self.log.warn(format_args!("replacing {id}"));
-        }
-        for _ in state.slots.len()..before.max(self.config.pool_size) {
-            self.add_worker(state);
-        }
+    /// Ready, and in a state that takes work.
+    fn available(&self, slot: &Slot) -> bool {
+        slot.ready
+            && slot
+                .worker
+                .is_available(self.config.max_consecutive_failures)
     }
 
     /// Hands queued jobs to available workers, least recently used first.
@@ -441,12 +333,11 @@ impl Shared {
         if !state.accepting {
             return out;
         }
-        let max_failures = self.config.max_consecutive_failures;
         while !state.queue.is_empty() {
             let Some(slot) = state
                 .slots
                 .iter_mut()
-                .filter(|s| s.worker.is_available(max_failures))
+                .filter(|s| s.ready && s.worker.is_available(self.config.max_consecutive_failures))
                 .min_by_key(|s| s.worker.last_used())
             else {
                 break;
@@ -474,13 +365,8 @@ impl Shared {
 
     fn spawn_all(self: &Arc<Self>, assignments: Vec<Assignment>) {
         for (backend, worker_id, log, job) in assignments {
-            self.tasks.fetch_add(1, Ordering::SeqCst);
             let shared = self.clone();
-            self.runtime.spawn(async move {
-                shared.run(backend, worker_id, log, job).await;
-                shared.tasks.fetch_sub(1, Ordering::SeqCst);
-                shared.changed.notify();
-            });
+            self.track(async move { shared.run(backend, worker_id, log, job).await });
         }
     }
 
