@@ -99,6 +99,11 @@ export interface PersistentWhisperOptions {
   /** Failed requests in a row after which a worker is replaced. Default 3. */
   maxConsecutiveFailures?: number
   /**
+   * Replace a worker (and its process) after it has served this many
+   * requests, for memory hygiene. Default: never.
+   */
+  maxRequestsPerWorker?: number
+  /**
    * Passed to whisper-cli verbatim (e.g. ['-bs', '1']); flags the engine
    * sets itself are refused.
    */
@@ -120,7 +125,10 @@ export interface PoolStats {
   totalRequestsProcessed: number
   totalRequestsFailed: number
   totalRequestsAborted: number
+  /** Replaced after a crash, timeout, hang or too many failures. */
   workersReplaced: number
+  /** Replaced after serving maxRequestsPerWorker requests. */
+  workersRecycled: number
   /** Milliseconds, over completed requests. */
   averageProcessingTime: number
   averageQueueTime: number
@@ -155,6 +163,16 @@ export interface TranscribeOptions {
   language?: string
   /** Overrides the engine's timeout (ms) for this request. */
   timeout?: number
+  /**
+   * 'high' requests (dictation) go before queued 'normal' ones; FIFO within
+   * a priority. Default 'normal'.
+   */
+  priority?: 'high' | 'normal'
+  /**
+   * Aborting it rejects the request with ERR_ABORTED: a queued request
+   * leaves the queue, a running one has its whisper work stopped.
+   */
+  signal?: AbortSignal
 }
 
 export interface TranscriptionResult {

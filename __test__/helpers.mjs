@@ -70,17 +70,51 @@ export async function waitFor(what, check, ms = 30_000) {
   }
 }
 
-/** True when no process with this pid is running. */
+/** True when no process with this pid is running (a zombie waiting for its reaper counts as gone). */
 export function isGone(pid) {
   try {
     process.kill(pid, 0)
   } catch (err) {
     return err.code === 'ESRCH'
   }
-  return false
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+  } catch {
+    return true
+  }
 }
 
 /** A process's argv (Linux /proc). */
 export function commandLine(pid) {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+}
+
+/** The FAKE whisper binaries, for fault injection only (tests/fake-whisper/). */
+export const FAKE_WHISPER_CLI = join(ROOT, 'tests', 'fake-whisper', 'fake-whisper-cli')
+export const FAKE_WHISPER_SERVER = join(ROOT, 'tests', 'fake-whisper', 'fake-whisper-server')
+
+/** The 44-byte-header WAV parts of a clip: { header, data }. */
+export function wavParts(path) {
+  const bytes = readFileSync(path)
+  const at = bytes.indexOf('data', 12, 'latin1')
+  return { header: bytes.subarray(0, at + 8), data: bytes.subarray(at + 8) }
+}
+
+/** A 16 kHz mono 16-bit WAV of the given samples. */
+export function wav(samples) {
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0, 'latin1')
+  header.writeUInt32LE(36 + samples.length, 4)
+  header.write('WAVEfmt ', 8, 'latin1')
+  header.writeUInt32LE(16, 16)
+  header.writeUInt16LE(1, 20)
+  header.writeUInt16LE(1, 22)
+  header.writeUInt32LE(16000, 24)
+  header.writeUInt32LE(32000, 28)
+  header.writeUInt16LE(2, 32)
+  header.writeUInt16LE(16, 34)
+  header.write('data', 36, 'latin1')
+  header.writeUInt32LE(samples.length, 40)
+  return Buffer.concat([header, samples])
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Regenerates __test__/fixtures/*.wav from clips.json with espeak-ng and sox
-// (Debian: apt-get install espeak-ng sox). The clips are committed; run this
-// only to change them. Slow, clear speech: at espeak's default rate tiny.en
+// (Debian: apt-get install espeak-ng sox), and fox.m4a (AAC, a format whisper
+// cannot read) with ffmpeg. The clips are committed; run this only to change
+// them. Slow, clear speech: at espeak's default rate tiny.en
 // mishears words.
 import { spawnSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
@@ -21,3 +22,5 @@ for (const clip of clips) {
   rmSync(raw)
   console.log(`${clip.file}: ${clip.sentence}`)
 }
+run('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(FIXTURES, 'fox.wav'), '-c:a', 'aac', '-b:a', '24k', join(FIXTURES, 'fox.m4a')])
+console.log('fox.m4a: fox.wav as AAC')

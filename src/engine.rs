@@ -68,10 +68,28 @@ pub struct EngineStatus {
 pub struct Submitted {
     pub request_id: String,
     pub reply: oneshot::Receiver<Reply>,
-    pool: ProcessPool,
+    abort: AbortHandle,
 }
 
 impl Submitted {
+    pub fn abort(&self) -> bool {
+        self.abort.abort()
+    }
+
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.abort.clone()
+    }
+}
+
+/// Cancels one request: it leaves the queue, or its process is ended.
+#[derive(Clone)]
+pub struct AbortHandle {
+    pool: ProcessPool,
+    request_id: String,
+}
+
+impl AbortHandle {
+    /// False when the request has already settled.
     pub fn abort(&self) -> bool {
         self.pool.abort(&self.request_id)
     }
@@ -128,6 +146,7 @@ impl Engine {
             max_queue_size: o.max_queue_size,
             max_consecutive_failures: o.max_consecutive_failures,
             health_interval: o.health_check_interval,
+            max_requests_per_worker: o.max_requests_per_worker,
         };
         let pool = ProcessPool::start(config, factory, &self.base_log).await?;
         let cpus = available_cpus();
@@ -214,12 +233,16 @@ impl Engine {
                 .language
                 .unwrap_or_else(|| self.options.language.clone()),
             timeout,
+            priority: options.priority,
         };
         let reply = pool.submit(request, CancelToken::default())?;
         Ok(Submitted {
+            abort: AbortHandle {
+                pool,
+                request_id: request_id.clone(),
+            },
             request_id,
             reply,
-            pool,
         })
     }
 

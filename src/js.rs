@@ -81,6 +81,9 @@ pub struct PersistentWhisperOptions {
     pub max_queue_size: Option<f64>,
     /// Failed requests in a row after which a worker is replaced. Default 3.
     pub max_consecutive_failures: Option<f64>,
+    /// Replace a worker (and its process) after it has served this many
+    /// requests, for memory hygiene. Default: never.
+    pub max_requests_per_worker: Option<f64>,
     /// Passed to whisper-cli verbatim (e.g. ['-bs', '1']); flags the engine
     /// sets itself are refused.
     pub extra_args: Option<Vec<String>>,
@@ -104,6 +107,7 @@ impl From<PersistentWhisperOptions> for RawEngineOptions {
             language: o.language,
             max_queue_size: o.max_queue_size,
             max_consecutive_failures: o.max_consecutive_failures,
+            max_requests_per_worker: o.max_requests_per_worker,
             extra_args: o.extra_args,
             log_level: o.log_level,
         }
@@ -111,18 +115,27 @@ impl From<PersistentWhisperOptions> for RawEngineOptions {
 }
 
 #[napi(object)]
-pub struct TranscribeOptions {
+pub struct TranscribeOptions<'a> {
     /// Overrides the engine's language for this request.
     pub language: Option<String>,
     /// Overrides the engine's timeout (ms) for this request.
     pub timeout: Option<f64>,
+    /// 'high' requests (dictation) go before queued 'normal' ones; FIFO within
+    /// a priority. Default 'normal'.
+    #[napi(ts_type = "'high' | 'normal'")]
+    pub priority: Option<String>,
+    /// Aborting it rejects the request with ERR_ABORTED: a queued request
+    /// leaves the queue, a running one has its whisper work stopped.
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'a>>,
 }
 
-impl From<TranscribeOptions> for RawTranscribeOptions {
-    fn from(o: TranscribeOptions) -> Self {
+impl TranscribeOptions<'_> {
+    pub fn raw(&self) -> RawTranscribeOptions {
         RawTranscribeOptions {
-            language: o.language,
-            timeout: o.timeout,
+            language: self.language.clone(),
+            timeout: self.timeout,
+            priority: self.priority.clone(),
         }
     }
 }
@@ -217,7 +230,10 @@ pub struct PoolStats {
     pub total_requests_processed: f64,
     pub total_requests_failed: f64,
     pub total_requests_aborted: f64,
+    /// Replaced after a crash, timeout, hang or too many failures.
     pub workers_replaced: f64,
+    /// Replaced after serving maxRequestsPerWorker requests.
+    pub workers_recycled: f64,
     /// Milliseconds, over completed requests.
     pub average_processing_time: f64,
     pub average_queue_time: f64,
@@ -239,6 +255,7 @@ impl From<CorePoolStats> for PoolStats {
             total_requests_failed: s.total_requests_failed as f64,
             total_requests_aborted: s.total_requests_aborted as f64,
             workers_replaced: s.workers_replaced as f64,
+            workers_recycled: s.workers_recycled as f64,
             average_processing_time: s.average_processing_time_ms,
             average_queue_time: s.average_queue_time_ms,
             average_latency: s.average_latency_ms,

@@ -19,6 +19,7 @@ pub mod signal;
 pub mod transcript;
 pub mod worker;
 
+mod abort;
 mod js;
 
 use engine::Engine;
@@ -90,21 +91,45 @@ impl PersistentWhisperEngine {
         audio_file_path: Unknown,
         options: Option<js::TranscribeOptions>,
     ) -> napi::Result<PromiseRaw<'env, js::TranscriptionResult>> {
+        let signal = options.as_ref().and_then(|o| o.signal);
         let submitted = audio_path(audio_file_path).and_then(|path| {
-            let options = TranscribeOptions::from_raw(
-                options.map_or_else(RawTranscribeOptions::default, RawTranscribeOptions::from),
-            )?;
+            let raw = options
+                .as_ref()
+                .map_or_else(RawTranscribeOptions::default, |o| o.raw());
+            let options = TranscribeOptions::from_raw(raw)?;
+            if signal.as_ref().is_some_and(abort::is_aborted) {
+                return Err(WhisperError::Aborted { path });
+            }
             self.engine.transcribe(&path, options)
         });
-        promise(
-            env,
+        // Listen only to requests that were queued; unhook once they settle.
+        let listener = match (&submitted, signal) {
+            (Ok(s), Some(signal)) => {
+                let handle = s.abort_handle();
+                Some(abort::listen(env, &signal, move || {
+                    handle.abort();
+                })?)
+            }
+            _ => None,
+        };
+        env.spawn_future_with_callback(
             async move {
-                let reply = submitted?.reply;
-                reply
-                    .await
-                    .unwrap_or_else(|_| Err(WhisperError::shutdown()))
+                Ok(match submitted {
+                    Ok(s) => s
+                        .reply
+                        .await
+                        .unwrap_or_else(|_| Err(WhisperError::shutdown())),
+                    Err(e) => Err(e),
+                })
             },
-            js::TranscriptionResult::from,
+            move |env, result| {
+                if let Some(listener) = listener {
+                    listener.remove(env)?;
+                }
+                result
+                    .map(js::TranscriptionResult::from)
+                    .map_err(|e| to_js_error(env, &e))
+            },
         )
     }
 

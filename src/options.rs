@@ -2,6 +2,7 @@
 //! f64 so that NaN and fractions can be named in errors), defaults, and
 //! validation into the plain types the core uses.
 
+use crate::backend::Priority;
 use crate::decoding::Decoding;
 use crate::error::{Result, WhisperError};
 use crate::log::LogLevel;
@@ -81,6 +82,7 @@ pub struct RawEngineOptions {
     pub language: Option<String>,
     pub max_queue_size: Option<f64>,
     pub max_consecutive_failures: Option<f64>,
+    pub max_requests_per_worker: Option<f64>,
     pub extra_args: Option<Vec<String>>,
     pub log_level: Option<String>,
 }
@@ -101,6 +103,8 @@ pub struct EngineOptions {
     pub language: String,
     pub max_queue_size: usize,
     pub max_consecutive_failures: u32,
+    /// Replace a worker after this many requests (memory hygiene); None: never.
+    pub max_requests_per_worker: Option<u64>,
     pub extra_args: Vec<String>,
     /// The decoding settings within `extra_args`, sent per request to servers...
     pub decoding: Decoding,
@@ -113,12 +117,14 @@ pub struct EngineOptions {
 pub struct RawTranscribeOptions {
     pub language: Option<String>,
     pub timeout: Option<f64>,
+    pub priority: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TranscribeOptions {
     pub language: Option<String>,
     pub timeout: Option<Duration>,
+    pub priority: Priority,
 }
 
 /// `threads` when the caller gives none: the cores shared out among the
@@ -248,6 +254,12 @@ impl EngineOptions {
                 1000,
             )?
             .map_or(DEFAULT_MAX_CONSECUTIVE_FAILURES, |n| n as u32),
+            max_requests_per_worker: integer(
+                "maxRequestsPerWorker",
+                raw.max_requests_per_worker,
+                1,
+                u32::MAX as u64,
+            )?,
             extra_args,
             decoding,
             server_args,
@@ -258,9 +270,20 @@ impl EngineOptions {
 
 impl TranscribeOptions {
     pub fn from_raw(raw: RawTranscribeOptions) -> Result<Self> {
+        let priority = match raw.priority.as_deref() {
+            None | Some("normal") => Priority::Normal,
+            Some("high") => Priority::High,
+            Some(other) => {
+                return Err(WhisperError::invalid(
+                    "priority",
+                    format!("must be \"high\" or \"normal\" (got {other:?})"),
+                ))
+            }
+        };
         Ok(TranscribeOptions {
             language: language("language", raw.language)?,
             timeout: timeout("timeout", raw.timeout)?,
+            priority,
         })
     }
 }

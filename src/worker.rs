@@ -4,6 +4,17 @@
 use crate::error::WhisperError;
 use std::time::{Duration, Instant};
 
+/// Why a worker takes no more work and is to be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Crashed, timed out, hung, or failed too often.
+    Failure,
+    /// Served `maxRequestsPerWorker` requests.
+    Recycle,
+    /// restart() or shutdown().
+    Replaced,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerState {
     Idle,
@@ -54,8 +65,10 @@ pub struct ProcessWorker {
     last_error: Option<String>,
     /// When it last finished a request: the pool picks the least recently used.
     last_used: Option<Instant>,
-    /// Set when it must not take more work (crashed, timed out, too many failures).
-    retiring: bool,
+    /// Set when it must not take more work.
+    retiring: Option<Retirement>,
+    /// Requests it has started, whatever their outcome.
+    served: u64,
     model_loaded: bool,
 }
 
@@ -72,7 +85,8 @@ impl ProcessWorker {
             current_request: None,
             last_error: None,
             last_used: None,
-            retiring: false,
+            retiring: None,
+            served: 0,
             model_loaded: false,
         }
     }
@@ -90,12 +104,20 @@ impl ProcessWorker {
     }
 
     pub fn is_retiring(&self) -> bool {
+        self.retiring.is_some()
+    }
+
+    pub fn retirement(&self) -> Option<Retirement> {
         self.retiring
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served
     }
 
     /// Idle, completed, or failed below the failure threshold.
     pub fn is_available(&self, max_consecutive_failures: u32) -> bool {
-        !self.retiring
+        self.retiring.is_none()
             && match self.state {
                 WorkerState::Idle | WorkerState::Completed => true,
                 WorkerState::Failed => self.consecutive_failures < max_consecutive_failures,
@@ -109,6 +131,7 @@ impl ProcessWorker {
         );
         self.state = WorkerState::Processing;
         self.current_request = Some(request_id.to_owned());
+        self.served += 1;
     }
 
     /// The process serving it: per request (cli) or for its lifetime (server).
@@ -138,9 +161,9 @@ impl ProcessWorker {
         }
         self.end_request();
         if error.needs_new_worker() || self.consecutive_failures >= max_consecutive_failures {
-            self.retiring = true;
+            self.retire(Retirement::Failure);
         }
-        self.retiring
+        self.is_retiring()
     }
 
     /// The request went back to the queue (restart): no verdict on either.
@@ -149,13 +172,14 @@ impl ProcessWorker {
         self.end_request();
     }
 
-    pub fn retire(&mut self) {
-        self.retiring = true;
+    /// The first reason sticks.
+    pub fn retire(&mut self, why: Retirement) {
+        self.retiring.get_or_insert(why);
     }
 
     pub fn terminate(&mut self) {
         self.state = WorkerState::Terminated;
-        self.retiring = true;
+        self.retire(Retirement::Replaced);
         self.pid = None;
         self.model_loaded = false;
         self.current_request = None;

@@ -17,6 +17,15 @@ pub struct Request {
     pub audio: AudioFile,
     pub language: String,
     pub timeout: Duration,
+    pub priority: Priority,
+}
+
+/// High-priority requests (dictation) are dispatched before queued normal ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
 }
 
 /// Why a request ended without a transcript.

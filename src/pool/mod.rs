@@ -9,13 +9,13 @@ mod workers;
 
 pub use status::{PoolStats, ProcessingRequest, QueueStatus, QueuedRequest};
 
-use crate::backend::{Backend, Request, Stop};
+use crate::backend::{Backend, Priority, Request, Stop};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{display_path, WhisperError};
 use crate::log::Logger;
 use crate::signal::Signal;
 use crate::transcript::Transcript;
-use crate::worker::WorkerStatus;
+use crate::worker::{Retirement, WorkerStatus};
 use status::{ms, Totals};
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
@@ -31,6 +31,8 @@ pub struct PoolConfig {
     pub max_consecutive_failures: u32,
     /// How often an idle persistent worker's health is checked.
     pub health_interval: Duration,
+    /// Replace a worker after it has served this many requests.
+    pub max_requests_per_worker: Option<u64>,
 }
 
 /// Makes the backend for a new worker, given its id.
@@ -92,7 +94,19 @@ pub struct ProcessPool {
 
 type Assignment = (Arc<Backend>, String, Logger, Job);
 
+impl Job {
+    /// Queue order: high priority first, then first come, first served.
+    fn order(&self) -> (Priority, Instant) {
+        (self.request.priority, self.enqueued_at)
+    }
+}
+
 impl PoolState {
+    fn enqueue(&mut self, job: Job) {
+        let pos = self.queue.partition_point(|j| j.order() <= job.order());
+        self.queue.insert(pos, job);
+    }
+
     fn slot_mut(&mut self, worker_id: &str) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.worker.id() == worker_id)
     }
@@ -188,7 +202,7 @@ impl ProcessPool {
                 display_path(&request.audio.path)
             ));
             state.totals.submitted += 1;
-            state.queue.push_back(Job {
+            state.enqueue(Job {
                 request,
                 enqueued_at: Instant::now(),
                 cancel,
@@ -259,7 +273,7 @@ impl ProcessPool {
                 .map(|s| s.worker.id().to_owned())
                 .collect();
             for slot in &mut state.slots {
-                slot.worker.retire();
+                slot.worker.retire(Retirement::Replaced);
             }
             for r in &state.running {
                 r.cancel.cancel(CancelReason::Restart);
@@ -452,14 +466,12 @@ impl Shared {
                     }
                     let mut job = job;
                     job.cancel = CancelToken::default();
-                    // Back where it was in line: the queue stays FIFO.
-                    let pos = state
-                        .queue
-                        .partition_point(|j| j.enqueued_at <= job.enqueued_at);
-                    state.queue.insert(pos, job);
+                    // Back where it was in line.
+                    state.enqueue(job);
                     None
                 }
             };
+            self.recycle_if_worn(&mut state, &worker_id);
             self.replace_retired(&mut state);
             (reply, self.dispatch(&mut state))
         };

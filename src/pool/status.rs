@@ -11,6 +11,7 @@ pub(super) struct Totals {
     pub failed: u64,
     pub aborted: u64,
     pub replaced_workers: u64,
+    pub recycled_workers: u64,
     pub processing_time: Duration,
     pub queue_time: Duration,
 }
@@ -29,7 +30,10 @@ pub struct PoolStats {
     pub total_requests_processed: u64,
     pub total_requests_failed: u64,
     pub total_requests_aborted: u64,
+    /// Replaced after a crash, timeout, hang or too many failures.
     pub workers_replaced: u64,
+    /// Replaced after serving `maxRequestsPerWorker` requests.
+    pub workers_recycled: u64,
     pub average_processing_time_ms: f64,
     pub average_queue_time_ms: f64,
     /// Queue time plus processing time, per completed request.
@@ -123,6 +127,7 @@ pub(super) fn stats(shared: &Shared, state: &PoolState) -> PoolStats {
         total_requests_failed: t.failed,
         total_requests_aborted: t.aborted,
         workers_replaced: t.replaced_workers,
+        workers_recycled: t.recycled_workers,
         average_processing_time_ms: average(t.processing_time, t.completed),
         average_queue_time_ms: average(t.queue_time, t.completed),
         average_latency_ms: average(t.processing_time + t.queue_time, t.completed),

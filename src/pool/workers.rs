@@ -6,7 +6,7 @@ use crate::backend::Backend;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
 use crate::log::Logger;
-use crate::worker::{ProcessWorker, WorkerState};
+use crate::worker::{ProcessWorker, Retirement, WorkerState};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -195,7 +195,7 @@ impl Shared {
             return;
         }
         slot.log.warn(format_args!("{reason}; replacing it"));
-        slot.worker.retire();
+        slot.worker.retire(Retirement::Failure);
         state.last_error = Some(format!("{id}: {reason}"));
         self.replace_retired(&mut state);
         let assignments = self.dispatch(&mut state);
@@ -212,19 +212,40 @@ impl Shared {
             .partition(|s| s.worker.is_retiring() && s.worker.state() != WorkerState::Processing);
         state.slots = kept;
         for mut slot in retired {
+            let why = slot.worker.retirement();
             slot.worker.terminate();
             slot.gone.cancel(CancelReason::Shutdown);
             let backend = slot.backend.clone();
             self.track(async move { backend.stop().await });
-            if state.accepting {
-                state.totals.replaced_workers += 1;
-                self.log
-                    .warn(format_args!("replacing {}", slot.worker.id()));
+            let id = slot.worker.id();
+            match why {
+                _ if !state.accepting => {}
+                Some(Retirement::Failure) => {
+                    state.totals.replaced_workers += 1;
+                    self.log.warn(format_args!("replacing {id}"));
+                }
+                Some(Retirement::Recycle) => {
+                    state.totals.recycled_workers += 1;
+                    self.log.info(format_args!("recycling {id}"));
+                }
+                _ => self.log.info(format_args!("replacing {id}")),
             }
         }
         if state.accepting {
             for _ in state.slots.len()..before.max(self.config.pool_size) {
                 self.add_worker(state, REPLACEMENT_START_ATTEMPTS);
+            }
+        }
+    }
+
+    /// Retires a worker that has served `maxRequestsPerWorker` requests.
+    pub(super) fn recycle_if_worn(&self, state: &mut PoolState, id: &str) {
+        let Some(max) = self.config.max_requests_per_worker else {
+            return;
+        };
+        if let Some(slot) = state.slot_mut(id) {
+            if slot.worker.served() >= max {
+                slot.worker.retire(Retirement::Recycle);
             }
         }
     }

@@ -13,6 +13,10 @@ pub const FAKE_WHISPER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fake-whisper/fake-whisper-cli"
 );
+pub const FAKE_SERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-whisper/fake-whisper-server"
+);
 
 /// What the engine checks of a model: ggml's magic and tiny.en's dimensions.
 fn fake_model_header() -> Vec<u8> {
@@ -56,6 +60,20 @@ impl Scratch {
         p.to_str().unwrap().to_owned()
     }
 
+    /// Options for the server backend, with the fake whisper-server.
+    pub fn server_options(&self, pool_size: usize) -> RawEngineOptions {
+        RawEngineOptions {
+            backend: Some("server".into()),
+            server_path: Some(FAKE_SERVER.to_owned()),
+            ..self.options(pool_size)
+        }
+    }
+
+    /// How the fake whisper-server starts (see its header).
+    pub fn server_start(&self, directive: &str) {
+        std::fs::write(self.dir.join("server-start"), directive).unwrap();
+    }
+
     pub fn options(&self, pool_size: usize) -> RawEngineOptions {
         RawEngineOptions {
             model_path: Some(self.dir.join("model.bin").to_str().unwrap().to_owned()),
@@ -83,7 +101,8 @@ impl Scratch {
 
     /// Pids of fake processes (and their children) that this test started.
     pub fn pids(&self) -> Vec<i32> {
-        self.log_lines()
+        let mut pids: Vec<i32> = self
+            .log_lines()
             .iter()
             .filter_map(|l| {
                 let mut parts = l.split_whitespace();
@@ -92,7 +111,16 @@ impl Scratch {
                     _ => None,
                 }
             })
-            .collect()
+            .collect();
+        pids.dedup();
+        pids
+    }
+
+    /// An engine whose initialize() result is the caller's to check.
+    pub async fn try_engine(&self, raw: RawEngineOptions) -> (Engine, Result<(), WhisperError>) {
+        let engine = Engine::new(EngineOptions::from_raw(raw).unwrap(), None);
+        let result = engine.initialize().await;
+        (engine, result)
     }
 }
 

@@ -1,0 +1,228 @@
+//! Injected faults, the same for both backends: each fails its own request
+//! with its code and the pool heals. Driven by the FAKE whisper-cli and FAKE
+//! whisper-server (tests/fake-whisper/, fault injection only).
+
+mod common;
+
+use common::*;
+use persistent_whisper::options::{RawEngineOptions, TranscribeOptions};
+use std::time::Duration;
+
+fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, RawEngineOptions); 2] {
+    [
+        ("cli", s.options(pool_size)),
+        ("server", s.server_options(pool_size)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
+    let s = Scratch::new("faults");
+    let faults = [
+        ("crash", "ERR_WORKER_CRASHED"),
+        ("hang", "ERR_TIMEOUT"),
+        ("garbage", "ERR_WHISPER_FAILED"),
+        ("die-mid-output", "ERR_WORKER_CRASHED"),
+        ("unreadable", "ERR_AUDIO_UNREADABLE"),
+    ];
+    for (backend, raw) in backends(&s, 2) {
+        let engine = s.engine(raw).await;
+        let timeout = TranscribeOptions {
+            timeout: Some(Duration::from_millis(400)),
+            ..Default::default()
+        };
+        for (directive, expected) in faults {
+            let bystander = submit(&engine, &s.job("work 0.1 bystander"));
+            let faulty = engine
+                .transcribe(&s.job(directive), timeout.clone())
+                .unwrap();
+            assert_eq!(
+                code(&settle(faulty).await),
+                expected,
+                "{backend}: {directive}"
+            );
+            assert_eq!(
+                text(&settle(bystander).await),
+                "bystander",
+                "{backend}: {directive} hurt another request"
+            );
+            let healed = settle(submit(&engine, &s.job("ok healed"))).await;
+            assert_eq!(text(&healed), "healed", "{backend}: after {directive}");
+            assert_eq!(
+                engine.worker_statuses().len(),
+                2,
+                "{backend}: after {directive}"
+            );
+        }
+        let stats = engine.status().pool_stats.unwrap();
+        // crash, hang and die-mid-output replace their worker.
+        assert_eq!(stats.workers_replaced, 3, "{backend}");
+        assert_eq!(
+            stats.total_requests_failed,
+            faults.len() as u64,
+            "{backend}"
+        );
+        engine.shutdown().await.unwrap();
+        assert!(
+            s.pids().iter().all(|&p| is_gone(p)),
+            "{backend}: a process outlived shutdown"
+        );
+    }
+}
+
+#[tokio::test]
+async fn aborting_a_running_request_keeps_its_worker_serving() {
+    let s = Scratch::new("abort-running");
+    for (backend, raw) in backends(&s, 1) {
+        let engine = s.engine(raw).await;
+        let running = submit(&engine, &s.job("hang"));
+        let queued = submit(&engine, &s.job("ok next"));
+        let worker = engine.worker_statuses()[0].id.clone();
+        assert!(running.abort());
+        assert_eq!(code(&settle(running).await), "ERR_ABORTED", "{backend}");
+        let next = settle(queued).await.unwrap();
+        assert_eq!(next.transcript.text, "next");
+        if backend == "server" {
+            // Dropping the connection is enough: the same server serves on.
+            assert_eq!(next.worker_id, worker);
+        }
+        let stats = engine.status().pool_stats.unwrap();
+        assert_eq!(
+            (
+                stats.total_requests_aborted,
+                stats.total_requests_failed,
+                stats.workers_replaced
+            ),
+            (1, 0, 0)
+        );
+        engine.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn aborting_a_queued_request_removes_it_from_the_queue() {
+    let s = Scratch::new("abort-queued");
+    let engine = s.engine(s.options(1)).await;
+    let running = submit(&engine, &s.job("work 0.2 first"));
+    let queued = submit(&engine, &s.job("ok never"));
+    assert_eq!(engine.queue_status().queue_length, 1);
+    assert!(queued.abort());
+    assert_eq!(engine.queue_status().queue_length, 0);
+    assert_eq!(code(&settle(queued).await), "ERR_ABORTED");
+    assert_eq!(text(&settle(running).await), "first");
+    assert!(
+        !s.log_lines().iter().any(|l| l.contains("never")),
+        "the aborted request never ran"
+    );
+}
+
+#[tokio::test]
+async fn high_priority_requests_go_before_queued_normal_ones() {
+    use persistent_whisper::backend::Priority;
+    let s = Scratch::new("priority");
+    let engine = s.engine(s.options(1)).await;
+    let high = |d: &str| {
+        let o = TranscribeOptions {
+            priority: Priority::High,
+            ..Default::default()
+        };
+        engine.transcribe(&s.job(d), o).unwrap()
+    };
+    let first = submit(&engine, &s.job("work 0.1 first"));
+    let n1 = submit(&engine, &s.job("ok n1"));
+    let h1 = high("ok h1");
+    let n2 = submit(&engine, &s.job("ok n2"));
+    let h2 = high("ok h2");
+    let order: Vec<String> = engine
+        .queue_status()
+        .queued_requests
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    let expected = [&h1, &h2, &n1, &n2].map(|j| j.request_id.clone());
+    assert_eq!(order, expected);
+    for j in [first, h1, h2, n1, n2] {
+        settle(j).await.unwrap();
+    }
+    let ran: Vec<String> = s
+        .log_lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("start "))
+        .map(|l| {
+            std::fs::read_to_string(l.split_once(' ').unwrap().1)
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ran, ["work 0.1 first", "ok h1", "ok h2", "ok n1", "ok n2"]);
+}
+
+#[tokio::test]
+async fn workers_are_recycled_after_max_requests() {
+    let s = Scratch::new("recycle");
+    for (backend, raw) in backends(&s, 1) {
+        let raw = RawEngineOptions {
+            max_requests_per_worker: Some(2.0),
+            ..raw
+        };
+        let engine = s.engine(raw).await;
+        let mut workers = Vec::new();
+        for i in 0..5 {
+            workers.push(
+                settle(submit(&engine, &s.job(&format!("ok {i}"))))
+                    .await
+                    .unwrap()
+                    .worker_id,
+            );
+        }
+        let first = workers[0].clone();
+        assert_eq!(workers[1], first, "{backend}");
+        assert_ne!(workers[2], first, "{backend}: recycled after two requests");
+        assert_eq!(workers[2], workers[3], "{backend}");
+        assert_ne!(workers[4], workers[3], "{backend}");
+        let stats = engine.status().pool_stats.unwrap();
+        assert_eq!(
+            (stats.workers_recycled, stats.workers_replaced),
+            (2, 0),
+            "{backend}"
+        );
+        engine.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_slow_starting_server_is_ready_when_initialize_resolves() {
+    let s = Scratch::new("slow-start");
+    s.server_start("slow 0.4");
+    let engine = s.engine(s.server_options(2)).await;
+    assert!(
+        s.log_lines().iter().any(|l| l.starts_with("loading")),
+        "it was asked while loading"
+    );
+    assert!(engine
+        .worker_statuses()
+        .iter()
+        .all(|w| w.model_loaded && w.pid.is_some()));
+    assert_eq!(
+        text(&settle(submit(&engine, &s.job("ok loaded"))).await),
+        "loaded"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_dies_while_loading_rejects_initialize_and_leaves_nothing() {
+    let s = Scratch::new("start-crash");
+    s.server_start("crash");
+    let (engine, result) = s.try_engine(s.server_options(2)).await;
+    assert_eq!(result.unwrap_err().code(), "ERR_MODEL_LOAD");
+    assert!(engine.worker_statuses().is_empty());
+    assert_eq!(
+        engine
+            .transcribe(&s.job("ok x"), TranscribeOptions::default())
+            .err()
+            .unwrap()
+            .code(),
+        "ERR_NOT_INITIALIZED"
+    );
+}
