@@ -76,7 +76,12 @@ for (const backend of BACKENDS) {
       (err) => withCode('ERR_WHISPER_NOT_FOUND')(err) && err.message.includes('/no/bin/whisper-'),
     )
     assert.throws(() => newEngine({ backend, poolSize: 0 }), withCode('ERR_INVALID_OPTIONS'))
-    await assert.rejects(newEngine({ backend }).transcribe(TINY_EN), withCode('ERR_NOT_INITIALIZED'))
+    const idle = newEngine({ backend })
+    await assert.rejects(idle.transcribe(TINY_EN), withCode('ERR_NOT_INITIALIZED'))
+    for (const bad of ['fast', { priority: 'urgent' }, { timeout: 'soon' }, { language: 'klingon' }]) {
+      await assert.rejects(idle.transcribe(TINY_EN, bad), withCode('ERR_INVALID_OPTIONS'), JSON.stringify(bad))
+    }
+    await assert.rejects(idle.transcribe(42), withCode('ERR_INVALID_OPTIONS'))
   })
 
   test(`${backend}: restart() replaces the workers and keeps serving`, T, async () => {

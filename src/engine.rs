@@ -341,6 +341,16 @@ impl Engine {
     }
 }
 
+/// An engine dropped while running (its JS object collected without
+/// shutdown()) still ends its workers' processes.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Phase::Running(r) = &*self.phase() {
+            r.pool.shutdown_in_background();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,10 @@ pub fn conversion_error(reason: &str) -> WhisperError {
     {
         return WhisperError::invalid(field, "is required");
     }
-    match reason.rsplit_once(" on PersistentWhisperOptions.") {
+    let field = [" on PersistentWhisperOptions.", " on TranscribeOptions."]
+        .iter()
+        .find_map(|struct_name| reason.rsplit_once(struct_name));
+    match field {
         Some((what, field)) => WhisperError::invalid(field, format!("has the wrong type ({what})")),
         None => WhisperError::invalid("options", reason),
     }

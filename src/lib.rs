@@ -89,10 +89,12 @@ impl PersistentWhisperEngine {
         &self,
         env: &'env Env,
         audio_file_path: Unknown,
-        options: Option<js::TranscribeOptions>,
+        options: Option<Unknown<'env>>,
     ) -> napi::Result<PromiseRaw<'env, js::TranscriptionResult>> {
-        let signal = options.as_ref().and_then(|o| o.signal);
-        let submitted = audio_path(audio_file_path).and_then(|path| {
+        let options = transcribe_options(env, options);
+        let signal = options.as_ref().ok().and_then(|o| o.as_ref()?.signal);
+        let submitted = options.and_then(|options| {
+            let path = audio_path(audio_file_path)?;
             let raw = options
                 .as_ref()
                 .map_or_else(RawTranscribeOptions::default, |o| o.raw());
@@ -112,8 +114,11 @@ impl PersistentWhisperEngine {
             }
             _ => None,
         };
+        // The engine lives while its requests do, even if JS lets go of it.
+        let engine = self.engine.clone();
         env.spawn_future_with_callback(
             async move {
+                let _engine = engine;
                 Ok(match submitted {
                     Ok(s) => s
                         .reply
@@ -175,6 +180,29 @@ impl PersistentWhisperEngine {
     pub fn restart<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
         promise(env, async move { engine.restart().await }, |()| ())
+    }
+}
+
+/// transcribe()'s options, when given, must be an object of the right shape.
+fn transcribe_options<'env>(
+    env: &'env Env,
+    options: Option<Unknown<'env>>,
+) -> std::result::Result<Option<js::TranscribeOptions<'env>>, WhisperError> {
+    let Some(value) = options else {
+        return Ok(None);
+    };
+    match value.get_type() {
+        Ok(ValueType::Undefined) | Ok(ValueType::Null) => Ok(None),
+        Ok(ValueType::Object) => {
+            // SAFETY: a live object of this call's env.
+            unsafe { js::TranscribeOptions::from_napi_value(env.raw(), value.raw()) }
+                .map(Some)
+                .map_err(|e| js::conversion_error(&e.reason))
+        }
+        _ => Err(WhisperError::invalid(
+            "options",
+            "must be an object such as { language, timeout, priority, signal }",
+        )),
     }
 }
 

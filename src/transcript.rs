@@ -41,9 +41,22 @@ struct CliOffsets {
 }
 
 impl Transcript {
-    fn from_segments(segments: Vec<Segment>, raw_text: String, language: String) -> Self {
+    /// From whisper's segments (start ms, end ms, text as whisper wrote it):
+    /// the text is their concatenation, each segment's text trimmed.
+    fn assemble(parts: impl Iterator<Item = (u64, u64, String)>, language: String) -> Self {
+        let mut raw = String::new();
+        let segments = parts
+            .map(|(start_ms, end_ms, text)| {
+                raw.push_str(&text);
+                Segment {
+                    start_ms,
+                    end_ms,
+                    text: text.trim().to_owned(),
+                }
+            })
+            .collect();
         Transcript {
-            text: raw_text.trim().to_owned(),
+            text: raw.trim().to_owned(),
             segments,
             language,
         }
@@ -59,24 +72,15 @@ pub fn from_cli_json(stdout: &[u8], requested_language: &str) -> Option<Transcri
         return None;
     }
     let out: CliOutput = serde_json::from_str(text).ok()?;
-    let mut raw = String::new();
-    let segments = out
-        .transcription
-        .into_iter()
-        .map(|s| {
-            raw.push_str(&s.text);
-            Segment {
-                start_ms: s.offsets.from,
-                end_ms: s.offsets.to,
-                text: s.text.trim().to_owned(),
-            }
-        })
-        .collect();
     let language = out
         .result
         .and_then(|r| r.language)
         .unwrap_or_else(|| requested_language.to_owned());
-    Some(Transcript::from_segments(segments, raw, language))
+    let parts = out
+        .transcription
+        .into_iter()
+        .map(|s| (s.offsets.from, s.offsets.to, s.text));
+    Some(Transcript::assemble(parts, language))
 }
 
 #[derive(Deserialize)]
@@ -98,24 +102,16 @@ struct ServerSegment {
 /// language as a name such as "english").
 pub fn from_server_json(body: &[u8], requested_language: &str) -> Option<Transcript> {
     let out: ServerOutput = serde_json::from_slice(body).ok()?;
-    let mut raw = String::new();
-    let segments = out
-        .segments
-        .into_iter()
-        .map(|s| {
-            raw.push_str(&s.text);
-            Segment {
-                start_ms: (s.start * 1000.0).round() as u64,
-                end_ms: (s.end * 1000.0).round() as u64,
-                text: s.text.trim().to_owned(),
-            }
-        })
-        .collect();
     let language = out
         .language
         .and_then(|name| crate::language::code_of_name(&name))
         .map_or_else(|| requested_language.to_owned(), str::to_owned);
-    Some(Transcript::from_segments(segments, raw, language))
+    let ms = |seconds: f64| (seconds * 1000.0).round() as u64;
+    let parts = out
+        .segments
+        .into_iter()
+        .map(|s| (ms(s.start), ms(s.end), s.text));
+    Some(Transcript::assemble(parts, language))
 }
 
 #[cfg(test)]

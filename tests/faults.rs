@@ -226,3 +226,25 @@ async fn a_server_that_dies_while_loading_rejects_initialize_and_leaves_nothing(
         "ERR_NOT_INITIALIZED"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_engine_ends_its_processes() {
+    let s = Scratch::new("drop");
+    let engine = s.engine(s.server_options(2)).await;
+    let servers: Vec<i32> = engine
+        .worker_statuses()
+        .iter()
+        .map(|w| w.pid.unwrap() as i32)
+        .collect();
+    assert_eq!(servers.len(), 2);
+    drop(engine);
+    // The shutdown runs in the background; wait for its effect.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !servers.iter().all(|&p| is_gone(p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "servers outlived their engine"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

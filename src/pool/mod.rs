@@ -236,6 +236,14 @@ impl ProcessPool {
         true
     }
 
+    /// shutdown() for a pool whose owner is gone: runs on the pool's runtime.
+    pub fn shutdown_in_background(&self) {
+        let pool = self.clone();
+        self.shared
+            .runtime
+            .spawn(async move { pool.shutdown().await });
+    }
+
     /// Stops accepting, rejects the queue with ERR_SHUTDOWN, ends every running
     /// request's process, and returns when no request task is left.
     pub async fn shutdown(&self) {

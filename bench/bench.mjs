@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
+//                [--pool-size N] [--rounds N]
+//
+// Runs every way of transcribing with whisper.cpp that the README talks about,
+// on real speech, in one run: interleaved rounds, medians reported, each
+// measurement in a fresh process. Writes bench/results.md and bench/results.svg.
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, totalmem } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { prepare } from '../scripts/prepare.mjs'
+import { BASE, FIXTURES, JFK_WAV, MODEL_SOURCES, ROOT, TINY_EN, WHISPER_SOURCE } from '../scripts/paths.mjs'
+import { median, percentile } from './measure.mjs'
+import { VARIANTS } from './variants.mjs'
+import { markdown, svg } from './report.mjs'
+
+function flags(argv) {
+  const get = (name) => {
+    const i = argv.indexOf(`--${name}`)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const quick = argv.includes('--quick')
+  const modelName = get('model') ?? 'tiny.en'
+  return {
+    quick,
+    modelName,
+    model: MODEL_SOURCES[modelName]?.output ?? resolve(modelName),
+    clips: get('clips')?.split(',').map((c) => (c.includes('/') ? resolve(c) : join(FIXTURES, c))),
+    poolSize: Number(get('pool-size') ?? 3),
+    rounds: Number(get('rounds') ?? (quick ? 1 : 3)),
+    requests: quick ? 6 : 14,
+    dictation: quick ? 2 : 4,
+    overheadRequests: quick ? 500 : 2000,
+    modelSizes: !quick,
+  }
+}
+
+const opts = flags(process.argv.slice(2))
+const started = Date.now()
+let step = 0
+let steps = 0
+
+function progress(what) {
+  step++
+  const s = Math.round((Date.now() - started) / 1000)
+  process.stderr.write(`\r\x1b[K[bench] ${step}/${steps} ${what} (${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')})`)
+}
+
+function runner(job) {
+  return new Promise((resolvePromise, reject) => {
+    // Variants that stand for other programs see the environment a plain
+    // program would give them; the engine sets its own.
+    const env = { ...process.env }
+    delete env.OMP_WAIT_POLICY
+    const child = spawn(process.execPath, [join(ROOT, 'bench', 'runner.mjs'), JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err = (err + d).slice(-4000)))
+    child.once('exit', (code) => {
+      if (code === 0) resolvePromise(JSON.parse(out.trim().split('\n').pop()))
+      else reject(new Error(`${job.scenario} ${job.variant ?? ''} failed (exit ${code}):\n${err}`))
+    })
+  })
+}
+
+/** WAV duration in seconds, from the header (the clips are 16-bit PCM). */
+function audioSeconds(file) {
+  const bytes = readFileSync(file)
+  const at = bytes.indexOf('data', 12, 'latin1')
+  return bytes.readUInt32LE(at + 4) / bytes.readUInt32LE(28)
+}
+
+function workload() {
+  const clips = opts.clips ?? [JFK_WAV, ...JSON.parse(readFileSync(join(FIXTURES, 'clips.json'), 'utf8')).clips.map((c) => join(FIXTURES, c.file))]
+  return Array.from({ length: Math.max(opts.requests, clips.length) }, (_, i) => clips[i % clips.length])
+}
+
+/** Rounds of every variant, in a rotated order each round. */
+async function batches(files, names) {
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  for (let round = 0; round < opts.rounds; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length]
+      progress(`round ${round + 1}/${opts.rounds}: ${name}, ${files.length} files at once`)
+      runs[name].push(await runner({ scenario: 'batch', variant: name, model: opts.model, poolSize: opts.poolSize, files }))
+    }
+  }
+  return runs
+}
+
+function summarizeBatch(runs, audioTotal, limitMs) {
+  const rows = Object.entries(runs).map(([name, list]) => {
+    const makespan = median(list.map((r) => r.makespanMs)) / 1000
+    return {
+      name,
+      label: VARIANTS[name].label,
+      makespan,
+      throughput: audioTotal / makespan,
+      p50: median(list.map((r) => percentile(r.latenciesMs, 50))) / 1000,
+      p95: median(list.map((r) => percentile(r.latenciesMs, 95))) / 1000,
+      cpu: median(list.map((r) => r.cpuSeconds)),
+      rss: median(list.map((r) => r.peakRssMb)),
+      stall: median(list.map((r) => r.maxStallMs)),
+      vsLimit: makespan / (limitMs / 1000),
+    }
+  })
+  const before = rows.find((r) => r.name === 'before')
+  for (const r of rows) r.speedup = before ? before.makespan / r.makespan : NaN
+  return rows
+}
+
+const DICTATION = [
+  ['engine, cli backend (defaults)', { backend: 'cli', poolSize: opts.poolSize }],
+  ['engine, server backend (defaults)', { backend: 'server', poolSize: opts.poolSize }],
+  [`engine, server backend, 1 worker x ${availableParallelism()} threads`, { backend: 'server', poolSize: 1, threads: availableParallelism() }],
+]
+
+async function dictation(clip) {
+  const runs = {}
+  const plain = [['one whisper-server', 'single-server'], ['@napi-rs/whisper', 'napi-rs-whisper']]
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const [label, custom] of DICTATION) {
+      progress(`dictation round ${round + 1}: ${label}`)
+      const r = await runner({ scenario: 'sequential', custom: { model: opts.model, ...custom }, files: Array(opts.dictation).fill(clip) })
+      ;(runs[label] ??= []).push(...r.latenciesMs)
+    }
+    for (const [label, variant] of plain) {
+      progress(`dictation round ${round + 1}: ${label}`)
+      const r = await runner({ scenario: 'sequential', variant, model: opts.model, files: Array(opts.dictation).fill(clip) })
+      ;(runs[label] ??= []).push(...r.latenciesMs)
+    }
+  }
+  return Object.entries(runs).map(([label, ms]) => ({ label, p50: percentile(ms, 50), p95: percentile(ms, 95), n: ms.length }))
+}
+
+async function modelSizes(clips) {
+  const rows = []
+  for (const [modelName, model] of [['tiny.en', TINY_EN], ['base', BASE]]) {
+    for (const backend of ['cli', 'server']) {
+      progress(`per-request time: ${modelName}, ${backend}`)
+      const threads = availableParallelism()
+      const r = await runner({ scenario: 'sequential', custom: { model, backend, poolSize: 1, threads }, files: clips, gapMs: 50 })
+      rows.push({ model: modelName, backend, p50: percentile(r.latenciesMs, 50), p95: percentile(r.latenciesMs, 95), n: r.latenciesMs.length })
+    }
+  }
+  return rows
+}
+
+function machine() {
+  const os = readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="(.+)"/)?.[1] ?? process.platform
+  return `${cpus()[0].model}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${os}, Node ${process.version}`
+}
+
+async function main() {
+  process.stderr.write('[bench] preparing (build, setup)\n')
+  prepare()
+  const files = workload()
+  const distinct = [...new Set(files)]
+  const names = Object.keys(VARIANTS)
+  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + 1
+
+  progress('single-thread processing time of each clip (the machine limit)')
+  const limit = await runner({ scenario: 'limit', model: opts.model, files: distinct })
+  const limitMs = files.reduce((sum, f) => sum + limit.ms[f], 0) / availableParallelism()
+  const audioTotal = files.reduce((sum, f) => sum + audioSeconds(f), 0)
+
+  const batch = summarizeBatch(await batches(files, names), audioTotal, limitMs)
+  const kitchen = join(FIXTURES, 'kitchen.wav')
+  const dictationRows = await dictation(kitchen)
+  const sizes = opts.modelSizes ? await modelSizes(distinct) : []
+  progress(`engine overhead: ${opts.overheadRequests} requests to the fake whisper-server`)
+  const overhead = await runner({ scenario: 'overhead', model: TINY_EN, requests: opts.overheadRequests })
+  process.stderr.write('\n')
+
+  const report = {
+    date: new Date().toISOString().slice(0, 10),
+    machine: machine(),
+    whisper: `whisper.cpp ${WHISPER_SOURCE.version}`,
+    model: basename(opts.model),
+    quick: opts.quick,
+    rounds: opts.rounds,
+    poolSize: opts.poolSize,
+    cores: availableParallelism(),
+    files: files.map((f) => basename(f)),
+    audioTotal,
+    limitMs,
+    batch,
+    dictation: { clip: basename(kitchen), seconds: audioSeconds(kitchen), rows: dictationRows },
+    sizes,
+    overhead,
+    durationS: (Date.now() - started) / 1000,
+  }
+  writeFileSync(join(ROOT, 'bench', 'results.md'), markdown(report))
+  writeFileSync(join(ROOT, 'bench', 'results.svg'), svg(report))
+  process.stdout.write(markdown(report))
+  process.stderr.write(`[bench] wrote bench/results.md and bench/results.svg in ${Math.round(report.durationS)} s\n`)
+}
+
+main().catch((err) => {
+  process.stderr.write(`\n[bench] ${err.stack ?? err}\n`)
+  process.exit(1)
+})
