@@ -6,7 +6,7 @@ use crate::backend::{cli::CliBackend, Backend, Request};
 use crate::cancel::CancelToken;
 use crate::error::{display_path, Result, WhisperError};
 use crate::locate;
-use crate::log::{LogSink, Logger};
+use crate::log::{LogLevel, LogSink, Logger};
 use crate::options::{available_cpus, BackendKind, EngineOptions, TranscribeOptions};
 use crate::pool::{BackendFactory, PoolConfig, PoolStats, ProcessPool, QueueStatus, Reply};
 use crate::worker::WorkerStatus;
@@ -151,12 +151,20 @@ impl Engine {
         let pool = ProcessPool::start(config, factory, &self.base_log).await?;
         let cpus = available_cpus();
         if o.pool_size * o.threads > cpus {
-            self.log.warn(format_args!(
-                "{} workers x {} threads = {} threads on {cpus} cores: concurrent requests will share cores",
-                o.pool_size,
-                o.threads,
-                o.pool_size * o.threads
-            ));
+            let level = if o.threads_explicit {
+                LogLevel::Warn
+            } else {
+                LogLevel::Info
+            };
+            self.log.log(
+                level,
+                format_args!(
+                    "{} workers x {} threads = {} threads on {cpus} cores: concurrent requests share cores",
+                    o.pool_size,
+                    o.threads,
+                    o.pool_size * o.threads
+                ),
+            );
         }
         self.log.info(format_args!(
             "initialized: {} {} workers x {} threads, {} with model {}",

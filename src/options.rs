@@ -100,6 +100,8 @@ pub struct EngineOptions {
     /// None: derived per request from the audio's duration and the model's size.
     pub timeout: Option<Duration>,
     pub threads: usize,
+    /// The caller chose `threads` (and so any oversubscription).
+    pub threads_explicit: bool,
     pub language: String,
     pub max_queue_size: usize,
     pub max_consecutive_failures: u32,
@@ -244,6 +246,7 @@ impl EngineOptions {
             pool_size,
             timeout: timeout("timeout", raw.timeout)?,
             threads,
+            threads_explicit: raw.threads.is_some(),
             language: language("language", raw.language)?.unwrap_or_else(|| "en".into()),
             max_queue_size: integer("maxQueueSize", raw.max_queue_size, 0, 1_000_000)?
                 .map_or(DEFAULT_MAX_QUEUE_SIZE, |n| n as usize),
