@@ -56,7 +56,11 @@ pub struct PersistentWhisperEngine {
 #[napi]
 impl PersistentWhisperEngine {
     /// Validates the options; throws ERR_INVALID_OPTIONS naming the bad one.
-    #[napi(constructor, ts_args_type = "options: PersistentWhisperOptions")]
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options: PersistentWhisperOptions"
+    )]
     pub fn new(env: Env, options: Unknown) -> std::result::Result<Self, Error<&'static str>> {
         if !matches!(options.get_type(), Ok(ValueType::Object)) {
             return Err(to_thrown(WhisperError::invalid(
@@ -75,13 +79,14 @@ impl PersistentWhisperEngine {
 
     /// Finds whisper-cli, checks the model, and starts the workers.
     /// Calling it again while running is harmless.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn initialize<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
         promise(env, async move { engine.initialize().await }, |()| ())
     }
 
     #[napi(
+        catch_unwind,
         ts_args_type = "audioFilePath: string, options?: TranscribeOptions",
         ts_return_type = "Promise<TranscriptionResult>"
     )]
@@ -138,7 +143,7 @@ impl PersistentWhisperEngine {
         )
     }
 
-    #[napi(ts_return_type = "Promise<EngineStatus>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<EngineStatus>")]
     pub fn get_status<'env>(
         &self,
         env: &'env Env,
@@ -147,7 +152,7 @@ impl PersistentWhisperEngine {
         promise(env, async move { Ok(status) }, js::EngineStatus::from)
     }
 
-    #[napi(ts_return_type = "Promise<WorkerStatus[]>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<WorkerStatus[]>")]
     pub fn get_worker_statuses<'env>(
         &self,
         env: &'env Env,
@@ -158,7 +163,7 @@ impl PersistentWhisperEngine {
         })
     }
 
-    #[napi(ts_return_type = "Promise<QueueStatus>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<QueueStatus>")]
     pub fn get_queue_status<'env>(
         &self,
         env: &'env Env,
@@ -169,14 +174,14 @@ impl PersistentWhisperEngine {
 
     /// Rejects queued requests with ERR_SHUTDOWN, ends every worker process,
     /// and resolves when none is left. A second call rejects with ERR_SHUTDOWN.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn shutdown<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
         promise(env, async move { engine.shutdown().await }, |()| ())
     }
 
     /// Replaces every worker; queued requests wait, running ones start over.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn restart<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let engine = self.engine.clone();
         promise(env, async move { engine.restart().await }, |()| ())

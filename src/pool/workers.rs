@@ -37,12 +37,19 @@ pub(super) struct Slot {
 impl Shared {
     /// Runs `work` as a task that shutdown() waits for.
     pub(super) fn track(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
+        /// Counts the task out even if it panics, so shutdown() never waits forever.
+        struct Done(Arc<Shared>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.tasks.fetch_sub(1, Ordering::SeqCst);
+                self.0.changed.notify();
+            }
+        }
         self.tasks.fetch_add(1, Ordering::SeqCst);
-        let shared = self.clone();
+        let done = Done(self.clone());
         self.runtime.spawn(async move {
+            let _done = done;
             work.await;
-            shared.tasks.fetch_sub(1, Ordering::SeqCst);
-            shared.changed.notify();
         });
     }
 
