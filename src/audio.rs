@@ -16,7 +16,6 @@ const MIN_COMPRESSED_BYTES_PER_SEC: u64 = 2000;
 pub struct AudioFile {
     /// Absolute, so whisper never mistakes a name like `-x.wav` for a flag.
     pub path: PathBuf,
-    pub size: u64,
     pub duration: Duration,
 }
 
@@ -63,7 +62,6 @@ pub fn check(path: &str) -> Result<AudioFile> {
     });
     Ok(AudioFile {
         path: abs,
-        size: meta.len(),
         duration,
     })
 }

@@ -37,10 +37,6 @@ impl CancelToken {
         })
     }
 
-    pub fn reason(&self) -> Option<CancelReason> {
-        *self.0.borrow()
-    }
-
     pub async fn cancelled(&self) -> CancelReason {
         let mut rx = self.0.subscribe();
         let reason = rx

@@ -118,10 +118,6 @@ impl Engine {
         }
     }
 
-    pub fn options(&self) -> &EngineOptions {
-        &self.options
-    }
-
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -196,10 +196,6 @@ impl ServerBackend {
             .map(|p| p.pid)
     }
 
-    pub fn port(&self) -> Option<u16> {
-        self.current().map(|p| p.port)
-    }
-
     /// Starts whisper-server and returns when its model is loaded and it
     /// answers its health check. A port lost to another process is retried.
     pub async fn start(&self) -> Result<(), WhisperError> {
