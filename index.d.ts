@@ -49,7 +49,23 @@ export interface EngineStatus {
   poolUtilization: number
   backend: string
   threadsPerWorker: number
+  /** The whisper program the workers run (once initialized), and where it was found. */
+  program?: ProgramStatus
 }
+
+/**
+ * Every `code` a rejection of this package can carry (lib/index.js
+ * exports it as `ERROR_CODES`).
+ */
+export declare function errorCodes(): Array<string>
+
+/**
+ * Which whisper program the engine would run on this machine when no path
+ * is given, and where it was found: the environment variable, the installed
+ * platform package (with the CPU variant chosen for this machine), a
+ * development checkout's build, or the PATH.
+ */
+export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'): Promise<ProgramStatus>
 
 export interface PersistentWhisperOptions {
   /** Path of a ggml whisper model, e.g. `.whisper/models/ggml-tiny.en.bin`. */
@@ -142,6 +158,19 @@ export interface ProcessingRequest {
   workerId: string
   /** Milliseconds since a worker took it. */
   runningTime: number
+}
+
+export interface ProgramStatus {
+  /** Absolute path of the program. */
+  path: string
+  /**
+   * Where it was found: the option, its environment variable, beside the
+   * whisper-cli you named, the installed platform package, a development
+   * checkout's build, or the PATH.
+   */
+  foundBy: 'option' | 'environment' | 'beside' | 'package' | 'checkout' | 'path'
+  /** The CPU variant of the build chosen for this machine (package or checkout), e.g. 'x86-64-v3'. */
+  variant?: string
 }
 
 export interface QueuedRequest {

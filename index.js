@@ -836,3 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.PersistentWhisperEngine = nativeBinding.PersistentWhisperEngine
+module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.locateWhisper = nativeBinding.locateWhisper

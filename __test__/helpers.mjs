@@ -3,10 +3,16 @@
 import { createRequire } from 'node:module'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT } from '../scripts/paths.mjs'
+import { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT } from '../scripts/paths.mjs'
 
-export const { PersistentWhisperEngine } = createRequire(import.meta.url)('../index.js')
-export { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, WHISPER_CLI, ROOT }
+/** The package, as `require('persistent-whisper')` gives it. */
+export const pw = createRequire(import.meta.url)('..')
+export const { PersistentWhisperEngine } = pw
+export { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT }
+
+/** The whisper-cli and whisper-server the engine runs here (this checkout's build for this CPU). */
+export const WHISPER_CLI = (await pw.locateWhisper('whisper-cli')).path
+export const WHISPER_SERVER = (await pw.locateWhisper('whisper-server')).path
 
 /** Every JS test of the engine runs against both backends. */
 export const BACKENDS = ['cli', 'server']

@@ -4,10 +4,23 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BACKENDS, childProcesses, clips, isGone, missingPhrases, newEngine, processName, ROOT, TINY_EN, waitFor, withCode } from './helpers.mjs'
+import { BACKENDS, childProcesses, clips, isGone, missingPhrases, newEngine, processName, ROOT, TINY_EN, waitFor, wav, wavParts, withCode } from './helpers.mjs'
 
 const T = { timeout: 300_000 }
+
+/** Two minutes of speech (the clips, repeated), written once. */
+function longWav() {
+  const file = join(tmpdir(), 'pw-long-speech.wav')
+  if (!existsSync(file)) {
+    const parts = clips.filter((c) => c.file.endsWith('.wav')).map((c) => wavParts(c.path).data)
+    const data = Buffer.concat(Array.from({ length: 40 }, (_, i) => parts[i % parts.length]))
+    writeFileSync(file, wav(data))
+  }
+  return file
+}
 const outcome = (p) => p.then(() => 'ok', (e) => e.code)
 
 for (const backend of BACKENDS) {
@@ -45,31 +58,38 @@ for (const backend of BACKENDS) {
     await engine.shutdown()
   })
 
-  test(`${backend}: a host killed with SIGKILL leaves no whisper process behind`, T, async (t) => {
-    if (process.platform !== 'linux') return t.skip('the parent-death signal is Linux-only')
-    const script = `
-      const { PersistentWhisperEngine } = require(${JSON.stringify(join(ROOT, 'index.js'))})
-      ;(async () => {
-        const e = new PersistentWhisperEngine({ modelPath: ${JSON.stringify(TINY_EN)}, backend: ${JSON.stringify(backend)}, poolSize: 2, logLevel: 'silent' })
-        await e.initialize()
-        for (const c of ${JSON.stringify(clips.map((c) => c.path))}) e.transcribe(c).catch(() => {})
-        for (;;) {
-          const pids = (await e.getWorkerStatuses()).map((w) => w.pid)
-          if (pids.every(Boolean)) { console.log(JSON.stringify(pids)); break }
-          await new Promise((r) => setTimeout(r, 10))
-        }
-        setInterval(() => {}, 1000)
-      })()`
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const pids = await new Promise((resolve, reject) => {
-      child.stdout.once('data', (d) => resolve(JSON.parse(d)))
-      child.once('exit', (code) => reject(new Error(`child exited early (${code})`)))
+  for (const watchdog of [false, true]) {
+    const how = watchdog ? 'the watchdog alone (parent-death signal off, as on macOS)' : 'the parent-death signal'
+    test(`${backend}: a host killed with SIGKILL leaves no whisper process behind, by ${how}`, T, async (t) => {
+      if (process.platform !== 'linux') return t.skip('Linux: the test switches the parent-death signal off')
+      const env = { ...process.env }
+      if (watchdog) env.PERSISTENT_WHISPER_NO_PDEATHSIG = '1'
+      // A long file keeps each whisper-cli busy long after its host is gone.
+      const long = longWav()
+      const script = `
+        const { PersistentWhisperEngine } = require(${JSON.stringify(ROOT)})
+        ;(async () => {
+          const e = new PersistentWhisperEngine({ modelPath: ${JSON.stringify(TINY_EN)}, backend: ${JSON.stringify(backend)}, poolSize: 2, logLevel: 'silent' })
+          await e.initialize()
+          for (let i = 0; i < 4; i++) e.transcribe(${JSON.stringify(long)}).catch(() => {})
+          for (;;) {
+            const pids = (await e.getWorkerStatuses()).map((w) => w.pid)
+            if (pids.every(Boolean)) { console.log(JSON.stringify(pids)); break }
+            await new Promise((r) => setTimeout(r, 10))
+          }
+          setInterval(() => {}, 1000)
+        })()`
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env })
+      const pids = await new Promise((resolve, reject) => {
+        child.stdout.once('data', (d) => resolve(JSON.parse(d)))
+        child.once('exit', (code) => reject(new Error(`child exited early (${code})`)))
+      })
+      assert.equal(pids.length, 2)
+      assert.ok(pids.every((p) => !isGone(p)), 'whisper processes were running')
+      child.kill('SIGKILL')
+      await waitFor('the whisper processes to die with their host', () => pids.every(isGone), 10_000)
     })
-    assert.equal(pids.length, 2)
-    assert.ok(pids.every((p) => !isGone(p)), 'whisper processes were running')
-    child.kill('SIGKILL')
-    await waitFor('the whisper processes to die with their host', () => pids.every(isGone), 10_000)
-  })
+  }
 }
 
 test('cli: a whisper-cli killed with SIGKILL mid-request fails that request and the pool heals', T, async () => {

@@ -97,7 +97,7 @@ test('the random route prefix appears in neither status nor logs', T, async () =
   // A child process, so that its stderr (where logs go) can be read.
   const script = `
     const { readFileSync } = require('node:fs')
-    const { PersistentWhisperEngine } = require(${JSON.stringify(join(ROOT, 'index.js'))})
+    const { PersistentWhisperEngine } = require(${JSON.stringify(ROOT)})
     ;(async () => {
       const e = new PersistentWhisperEngine({ modelPath: ${JSON.stringify(TINY_EN)}, backend: 'server', poolSize: 2, logLevel: 'debug' })
       await e.initialize()

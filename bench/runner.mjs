@@ -60,7 +60,7 @@ async function limit() {
  * in a long queue, and the cycle time per request on one worker.
  */
 async function overhead() {
-  const { PersistentWhisperEngine } = createRequire(import.meta.url)('../index.js')
+  const { PersistentWhisperEngine } = createRequire(import.meta.url)('..')
   const dir = mkdtempSync(join(tmpdir(), 'pw-overhead-'))
   writeFileSync(join(dir, 'model.bin'), readFileSync(job.model).subarray(0, 48))
   const file = join(dir, 'job.wav')

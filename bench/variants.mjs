@@ -9,9 +9,11 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { WHISPER_CLI, WHISPER_SERVER } from '../scripts/paths.mjs'
-
 const require = createRequire(import.meta.url)
+const { locateWhisper } = require('..')
+/** The programs the engine runs on this machine, so that every variant runs the same build. */
+const WHISPER_CLI = (await locateWhisper('whisper-cli')).path
+const WHISPER_SERVER = (await locateWhisper('whisper-server')).path
 const CORES = availableParallelism()
 
 /** whisper-cli's decoding defaults, as whisper-server form fields. */
@@ -136,7 +138,7 @@ export function singleServer({ model, threads }) {
 
 /** This project's engine. */
 export function engine({ model, backend, poolSize, threads }) {
-  const { PersistentWhisperEngine } = require('../index.js')
+  const { PersistentWhisperEngine } = require('..')
   const e = new PersistentWhisperEngine({ modelPath: model, backend, poolSize, threads, logLevel: 'silent' })
   return {
     start: () => e.initialize(),

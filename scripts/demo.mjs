@@ -9,7 +9,7 @@ import { prepare } from './prepare.mjs'
 import { FIXTURES, JFK_WAV, TINY_EN } from './paths.mjs'
 
 prepare()
-const { PersistentWhisperEngine } = createRequire(import.meta.url)('../index.js')
+const { PersistentWhisperEngine } = createRequire(import.meta.url)('..')
 
 const files = [JFK_WAV, ...readdirSync(FIXTURES).filter((f) => f.endsWith('.wav')).map((f) => join(FIXTURES, f))]
 const engine = new PersistentWhisperEngine({ modelPath: TINY_EN, poolSize: 3, logLevel: 'info' })

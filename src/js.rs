@@ -3,6 +3,7 @@
 
 use crate::engine::EngineStatus as CoreEngineStatus;
 use crate::error::WhisperError;
+use crate::locate::Located;
 use crate::options::{RawEngineOptions, RawTranscribeOptions};
 use crate::pool::{
     PoolStats as CorePoolStats, QueueStatus as CoreQueueStatus, TranscriptionResult as CoreResult,
@@ -282,6 +283,31 @@ pub struct EngineStatus {
     pub pool_utilization: f64,
     pub backend: String,
     pub threads_per_worker: u32,
+    /// The whisper program the workers run (once initialized), and where it was found.
+    pub program: Option<ProgramStatus>,
+}
+
+#[napi(object)]
+pub struct ProgramStatus {
+    /// Absolute path of the program.
+    pub path: String,
+    /// Where it was found: the option, its environment variable, beside the
+    /// whisper-cli you named, the installed platform package, a development
+    /// checkout's build, or the PATH.
+    #[napi(ts_type = "'option' | 'environment' | 'beside' | 'package' | 'checkout' | 'path'")]
+    pub found_by: String,
+    /// The CPU variant of the build chosen for this machine (package or checkout), e.g. 'x86-64-v3'.
+    pub variant: Option<String>,
+}
+
+impl From<Located> for ProgramStatus {
+    fn from(l: Located) -> Self {
+        ProgramStatus {
+            path: l.path.display().to_string(),
+            found_by: l.found_by.as_str().to_owned(),
+            variant: l.variant,
+        }
+    }
 }
 
 impl From<CoreEngineStatus> for EngineStatus {
@@ -299,6 +325,7 @@ impl From<CoreEngineStatus> for EngineStatus {
             pool_utilization: s.pool_utilization,
             backend: s.backend.to_owned(),
             threads_per_worker: s.threads_per_worker as u32,
+            program: s.program.map(Into::into),
         }
     }
 }

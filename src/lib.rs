@@ -12,6 +12,7 @@ pub mod error;
 pub mod language;
 pub mod locate;
 pub mod log;
+pub mod model;
 pub mod options;
 pub mod pool;
 pub mod process;
@@ -186,6 +187,51 @@ impl PersistentWhisperEngine {
         let engine = self.engine.clone();
         promise(env, async move { engine.restart().await }, |()| ())
     }
+}
+
+/// Every `code` a rejection of this package can carry (lib/index.js
+/// exports it as `ERROR_CODES`).
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    WhisperError::CODES.to_vec()
+}
+
+/// Which whisper program the engine would run on this machine when no path
+/// is given, and where it was found: the environment variable, the installed
+/// platform package (with the CPU variant chosen for this machine), a
+/// development checkout's build, or the PATH.
+#[napi(
+    catch_unwind,
+    ts_args_type = "program?: 'whisper-cli' | 'whisper-server'",
+    ts_return_type = "Promise<ProgramStatus>"
+)]
+pub fn locate_whisper<'env>(
+    env: &'env Env,
+    program: Option<Unknown<'env>>,
+) -> napi::Result<PromiseRaw<'env, js::ProgramStatus>> {
+    let program = match program.map(|p| (p.get_type(), p)) {
+        None | Some((Ok(ValueType::Undefined), _)) => Ok(&locate::WHISPER_CLI),
+        Some((Ok(ValueType::String), value)) => {
+            // SAFETY: a string value of the current call.
+            match unsafe { String::from_napi_value(env.raw(), value.raw()) }?.as_str() {
+                "whisper-cli" => Ok(&locate::WHISPER_CLI),
+                "whisper-server" => Ok(&locate::WHISPER_SERVER),
+                other => Err(WhisperError::invalid(
+                    "program",
+                    format!("must be \"whisper-cli\" or \"whisper-server\" (got {other:?})"),
+                )),
+            }
+        }
+        _ => Err(WhisperError::invalid(
+            "program",
+            "must be \"whisper-cli\" or \"whisper-server\"",
+        )),
+    };
+    promise(
+        env,
+        async move { locate::find(program?, None, None, &locate::Places::of_this_process()) },
+        js::ProgramStatus::from,
+    )
 }
 
 /// transcribe()'s options, when given, must be an object of the right shape.

@@ -3,6 +3,7 @@
 use super::{PidReporter, Request, Stop};
 use crate::cancel::CancelReason;
 use crate::error::{display_path, WhisperError};
+use crate::locate;
 use crate::process::{self, Output, TERMINATE_GRACE};
 use crate::transcript::{self, Transcript};
 use std::ffi::OsString;
@@ -44,16 +45,8 @@ impl CliBackend {
         cancel: impl Future<Output = CancelReason>,
         report_pid: PidReporter<'_>,
     ) -> Result<Transcript, Stop> {
-        let mut child = process::command(&self.program)
-            .args(self.args(request))
-            .spawn()
-            .map_err(|e| WhisperError::WhisperNotFound {
-                program: "whisper-cli",
-                option: "whisperPath",
-                env_var: "WHISPER_CLI_PATH",
-                path: display_path(&self.program),
-                reason: e.to_string(),
-            })?;
+        let mut child = process::spawn(process::command(&self.program).args(self.args(request)))
+            .map_err(|e| locate::not_found(&locate::WHISPER_CLI, &self.program, e.to_string()))?;
         report_pid(child.id());
         let finished = tokio::select! {
             output = process::collect(&mut child) => Ok(output),

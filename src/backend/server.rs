@@ -9,6 +9,7 @@ use super::{Request, Stop};
 use crate::cancel::CancelReason;
 use crate::decoding::Decoding;
 use crate::error::{display_path, WhisperError};
+use crate::locate;
 use crate::process::{self, TERMINATE_GRACE};
 use crate::transcript::{self, Transcript};
 use std::collections::VecDeque;
@@ -232,16 +233,14 @@ impl ServerBackend {
             .arg("-nlp")
             .args(&c.server_args)
             .stdout(Stdio::null());
-        let mut child = match cmd.spawn() {
+        let mut child = match process::spawn(&mut cmd) {
             Ok(child) => child,
             Err(e) => {
-                return Launch::Failed(WhisperError::WhisperNotFound {
-                    program: "whisper-server",
-                    option: "serverPath",
-                    env_var: "WHISPER_SERVER_PATH",
-                    path: display_path(&c.program),
-                    reason: e.to_string(),
-                })
+                return Launch::Failed(locate::not_found(
+                    &locate::WHISPER_SERVER,
+                    &c.program,
+                    e.to_string(),
+                ))
             }
         };
         let pid = child.id().unwrap_or(0);
@@ -263,7 +262,7 @@ impl ServerBackend {
         let (tx, exit) = watch::channel(None);
         tokio::spawn(async move {
             // Owns the child: reaps it, and kills it if the runtime goes away.
-            let status = child.wait().await.ok();
+            let status = process::wait(&mut child).await.ok();
             let _ = tx.send(Some(status.unwrap_or_default()));
         });
         let server = ServerProcess {

@@ -1,5 +1,7 @@
 //! Spawning and ending whisper processes: argv only (no shell), its own process
-//! group, death with the host on Linux, and OMP_WAIT_POLICY=passive.
+//! group, death with the host (death.rs), and OMP_WAIT_POLICY=passive.
+
+pub mod death;
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -36,30 +38,25 @@ pub fn command(program: &Path) -> Command {
         // Own group: ending it ends anything the process started.
         cmd.process_group(0);
     }
-    #[cfg(target_os = "linux")]
-    {
-        let parent = std::process::id();
-        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || die_with_parent(parent));
-        }
-    }
+    death::prepare(&mut cmd);
     cmd
 }
 
-/// Linux: the kernel SIGKILLs the child when the thread that spawned it exits,
-/// so a host that crashes or is killed never leaves whisper processes behind.
-/// Spawns happen on the runtime's worker threads, which live as long as the host.
-#[cfg(target_os = "linux")]
-fn die_with_parent(parent: u32) -> std::io::Result<()> {
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-        return Err(std::io::Error::last_os_error());
+/// Starts the command; the child is bound to the host's lifetime.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let child = cmd.spawn()?;
+    death::adopt(&child);
+    Ok(child)
+}
+
+/// Waits for the child to exit and reaps it.
+pub async fn wait(child: &mut Child) -> std::io::Result<ExitStatus> {
+    let pid = child.id();
+    let status = child.wait().await;
+    if let (Some(pid), Ok(_)) = (pid, &status) {
+        death::released(pid);
     }
-    // The parent may have died before prctl took effect.
-    if unsafe { libc::getppid() } as u32 != parent {
-        return Err(std::io::Error::other("parent exited during spawn"));
-    }
-    Ok(())
+    status
 }
 
 pub struct Output {
@@ -97,7 +94,7 @@ pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
         Ok::<_, std::io::Error>(kept)
     };
     let (stdout, stderr) = tokio::try_join!(read_stdout, read_stderr)?;
-    let status = child.wait().await?;
+    let status = wait(child).await?;
     Ok(Output {
         status,
         stdout,
@@ -126,26 +123,33 @@ pub fn signal_group(pid: u32, signal: Signal) {
     }
     #[cfg(windows)]
     {
-        // No signals: end the process tree (both requests end it at once).
+        // No signals: both end the process at once (whisper starts no children).
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::Threading::{
+            OpenProcess, TerminateProcess, PROCESS_TERMINATE,
+        };
         let _ = signal;
-        let _ = std::process::Command::new("taskkill")
-            .args(["/PID", &pid.to_string(), "/T", "/F"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // SAFETY: opens, terminates and closes a handle to the process.
+        unsafe {
+            let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
+            if !process.is_null() {
+                TerminateProcess(process, 1);
+                CloseHandle(process);
+            }
+        }
     }
 }
 
 /// SIGTERM to the process group, SIGKILL after `grace`, and reap the child.
 pub async fn terminate(child: &mut Child, grace: Duration) {
     let Some(pid) = child.id() else {
-        let _ = child.wait().await;
+        let _ = wait(child).await;
         return;
     };
     signal_group(pid, Signal::Term);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+    if tokio::time::timeout(grace, wait(child)).await.is_err() {
         signal_group(pid, Signal::Kill);
-        let _ = child.wait().await;
+        let _ = wait(child).await;
     } else {
         // The leader is gone; anything left in its group goes too.
         signal_group(pid, Signal::Kill);

@@ -1,0 +1,37 @@
+// Compiled by types.test.mjs with `tsc --noEmit`: what a TypeScript user
+// writes must type-check, and the mistakes marked @ts-expect-error must not.
+import {
+  ERROR_CODES,
+  isPersistentWhisperError,
+  PersistentWhisperEngine,
+  type ErrorCode,
+  type PersistentWhisperError,
+  type TranscriptionResult,
+} from '../../lib'
+
+async function main(): Promise<void> {
+  const engine = new PersistentWhisperEngine({ modelPath: 'ggml-tiny.en.bin', poolSize: 2, backend: 'server' })
+  await engine.initialize()
+  try {
+    const result: TranscriptionResult = await engine.transcribe('a.wav', { priority: 'high' })
+    const first: number = result.segments[0].start
+    console.log(result.text, first)
+  } catch (err) {
+    if (isPersistentWhisperError(err)) {
+      const code: ErrorCode = err.code
+      if (err.code === 'ERR_ABORTED') console.log(code)
+      // @ts-expect-error: a misspelled code is not an ErrorCode
+      if (err.code === 'ERR_ABORTD') console.log(code)
+    }
+  }
+  const status = await engine.getStatus()
+  console.log(status.program?.foundBy === 'package', ERROR_CODES.length)
+  const e = {} as PersistentWhisperError
+  console.log(e.message)
+  // @ts-expect-error: the backend is one of the known names
+  new PersistentWhisperEngine({ modelPath: 'm.bin', backend: 'gpu' })
+  // @ts-expect-error: modelPath is required
+  new PersistentWhisperEngine({ poolSize: 1 })
+}
+
+void main

@@ -1,0 +1,74 @@
+// The platforms persistent-whisper ships for: their napi target, and the CPU
+// variants of whisper.cpp each platform package carries. The engine picks the
+// best variant the CPU can run at start-up (src/locate/variant.rs holds the
+// same names with the CPU features each one needs).
+
+/** ggml's instruction-set switches, all off: each variant turns on what it needs. */
+const X86_OFF = ['SSE42', 'AVX', 'AVX2', 'FMA', 'F16C', 'BMI2', 'AVX512'].map((f) => `-DGGML_${f}=OFF`)
+const x86 = (...on) => [...X86_OFF, ...on.map((f) => `-DGGML_${f}=ON`)]
+
+/** Variant name -> the CMake flags of its whisper.cpp build. */
+export const VARIANTS = {
+  // x86-64-v2: SSE4.2, the baseline of every x86-64 CPU since 2009.
+  'x86-64-v2': x86('SSE42'),
+  // x86-64-v3: AVX2 + FMA + F16C (Haswell, Zen and later).
+  'x86-64-v3': x86('SSE42', 'AVX', 'AVX2', 'FMA', 'F16C', 'BMI2'),
+  // x86-64-v4: AVX-512 F/CD/BW/DQ/VL (Skylake-X, Ice Lake, Zen 4 and later).
+  'x86-64-v4': x86('SSE42', 'AVX', 'AVX2', 'FMA', 'F16C', 'BMI2', 'AVX512'),
+  // Baseline 64-bit Arm: NEON is part of armv8-a.
+  'armv8-a': ['-DGGML_CPU_ARM_ARCH=armv8-a'],
+  // Apple silicon: Metal for the GPU (its shader library embedded), Accelerate for BLAS.
+  'apple-arm64': ['-DGGML_METAL=ON', '-DGGML_METAL_EMBED_LIBRARY=ON', '-DGGML_ACCELERATE=ON', '-DGGML_BLAS=ON', '-DGGML_BLAS_VENDOR=Apple'],
+}
+
+const APPLE_BLAS = ['-DGGML_ACCELERATE=ON', '-DGGML_BLAS=ON', '-DGGML_BLAS_VENDOR=Apple']
+
+/**
+ * napi platform -> target triple, the variants its package carries, and the
+ * CMake flags of every build for it. Linux builds use OpenMP (GCC's libgomp,
+ * linked statically), whose idle threads sleep when OMP_WAIT_POLICY=passive;
+ * Apple clang has no OpenMP and MSVC's needs a DLL beside the programs, so
+ * those use ggml's own thread pool.
+ */
+export const TARGETS = {
+  'linux-x64-gnu': {
+    triple: 'x86_64-unknown-linux-gnu',
+    variants: ['x86-64-v2', 'x86-64-v3', 'x86-64-v4'],
+    cmake: ['-DGGML_OPENMP=ON'],
+  },
+  'linux-arm64-gnu': {
+    triple: 'aarch64-unknown-linux-gnu',
+    variants: ['armv8-a'],
+    cmake: ['-DGGML_OPENMP=ON'],
+  },
+  'darwin-x64': {
+    triple: 'x86_64-apple-darwin',
+    variants: ['x86-64-v2', 'x86-64-v3'],
+    // Built on Apple silicon too: say which CPU the build is for.
+    cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_OSX_ARCHITECTURES=x86_64', '-DCMAKE_SYSTEM_PROCESSOR=x86_64', '-DGGML_METAL=OFF', ...APPLE_BLAS],
+  },
+  'darwin-arm64': {
+    triple: 'aarch64-apple-darwin',
+    variants: ['apple-arm64'],
+    cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_OSX_ARCHITECTURES=arm64', '-DCMAKE_SYSTEM_PROCESSOR=arm64'],
+  },
+  'win32-x64-msvc': {
+    triple: 'x86_64-pc-windows-msvc',
+    variants: ['x86-64-v2', 'x86-64-v3', 'x86-64-v4'],
+    // The C runtime linked statically: nothing to install beside the programs.
+    cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'],
+  },
+}
+
+/** The napi platform of the machine this runs on. */
+export function hostTarget() {
+  const abi = process.platform === 'linux' ? '-gnu' : process.platform === 'win32' ? '-msvc' : ''
+  const name = `${process.platform}-${process.arch}${abi}`
+  if (!TARGETS[name]) throw new Error(`${name} is not a platform persistent-whisper builds for (${Object.keys(TARGETS).join(', ')})`)
+  return name
+}
+
+/** The programs a platform package carries in each variant folder. */
+export const PROGRAMS = ['whisper-cli', 'whisper-server']
+
+export const exe = (target, name) => (target.startsWith('win32') ? `${name}.exe` : name)

