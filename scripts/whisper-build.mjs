@@ -3,6 +3,7 @@
 // .whisper/targets/<target>/bin/<variant>/. Each variant is rebuilt only when
 // its inputs change. buildNative() makes the -march=native build that the
 // benchmark compares against.
+import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -34,13 +35,25 @@ const COMMON_FLAGS = [
   '-DWHISPER_BUILD_EXAMPLES=ON',
   '-DWHISPER_SDL2=OFF',
   '-DWHISPER_CURL=OFF',
-  '-DGGML_CCACHE=OFF',
 ]
+
+/**
+ * ccache, where installed, compiles what the CPU variants share (whisper,
+ * ggml's base, the programs) once: only ggml's CPU backend differs.
+ */
+function ccache() {
+  const found = spawnSync('ccache', ['--version'], { stdio: 'ignore' }).status === 0
+  return {
+    flags: [`-DGGML_CCACHE=${found ? 'ON' : 'OFF'}`],
+    env: { ...process.env, CCACHE_DIR: join(P.HOME, 'ccache'), CCACHE_BASEDIR: P.HOME, CCACHE_NOHASHDIR: '1' },
+  }
+}
 
 /** cmake configure + build of the programs, then copies them to `out`. */
 function cmakeBuild(src, build, flags, out, target) {
-  run('cmake', ['-S', src, '-B', build, ...COMMON_FLAGS, ...flags])
-  run('cmake', ['--build', build, '--config', 'Release', '-j', String(availableParallelism()), '--target', ...PROGRAMS])
+  const cache = ccache()
+  run('cmake', ['-S', src, '-B', build, ...COMMON_FLAGS, ...cache.flags, ...flags], { env: cache.env })
+  run('cmake', ['--build', build, '--config', 'Release', '-j', String(availableParallelism()), '--target', ...PROGRAMS], { env: cache.env })
   mkdirSync(out, { recursive: true })
   for (const name of PROGRAMS) {
     const file = exe(target, name)

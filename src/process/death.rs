@@ -87,7 +87,8 @@ mod watchdog {
     use std::sync::{Mutex, OnceLock};
 
     /// Reads `+PGID` and `-PGID` lines; at end of input (the host is gone)
-    /// kills every group still registered.
+    /// kills every group still registered. (`kill -9 -PGID`: dash, Debian's
+    /// sh, takes no `--`.)
     const SCRIPT: &str = r#"trap '' HUP INT TERM
 groups=""
 while read -r line; do
@@ -96,15 +97,17 @@ while read -r line; do
     -*) kept=""; for g in $groups; do [ "$g" = "${line#-}" ] || kept="$kept $g"; done; groups="$kept" ;;
   esac
 done
-for g in $groups; do kill -KILL -- "-$g" 2>/dev/null; done"#;
+for g in $groups; do kill -9 -"$g" 2>/dev/null; done"#;
 
     struct Watchdog {
         stdin: Mutex<ChildStdin>,
         fd: RawFd,
     }
 
+    static WATCHDOG: OnceLock<Option<Watchdog>> = OnceLock::new();
+
+    /// The watchdog, started by the first child that needs it.
     fn instance() -> Option<&'static Watchdog> {
-        static WATCHDOG: OnceLock<Option<Watchdog>> = OnceLock::new();
         WATCHDOG
             .get_or_init(|| {
                 let mut child = Command::new("/bin/sh")
@@ -162,8 +165,14 @@ for g in $groups; do kill -KILL -- "-$g" 2>/dev/null; done"#;
         Ok(())
     }
 
+    #[cfg(test)]
+    pub fn script() -> &'static str {
+        SCRIPT
+    }
+
     pub fn unregister(pid: u32) {
-        if let Some(w) = instance() {
+        // Only a watchdog that exists has anything to forget.
+        if let Some(Some(w)) = WATCHDOG.get() {
             let mut stdin = w.stdin.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(stdin, "-{pid}");
         }
@@ -212,5 +221,63 @@ mod windows {
                 AssignProcessToJobObject(job as HANDLE, process as HANDLE);
             }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn alive(pid: u32) -> bool {
+        // A zombie still answers kill(0); /proc tells it apart where there is one.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (unsafe { libc::kill(pid as i32, 0) } == 0) && !state.contains(") Z")
+    }
+
+    #[test]
+    fn the_watchdog_kills_registered_groups_when_its_input_closes_and_spares_unregistered_ones() {
+        let spawn_group = || {
+            Command::new("sleep")
+                .arg("300")
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let (mut kept, mut forgotten) = (spawn_group(), spawn_group());
+        let mut watchdog = Command::new("/bin/sh")
+            .args(["-c", super::watchdog::script()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = watchdog.stdin.take().unwrap();
+        writeln!(
+            input,
+            "+{}\n+{}\n-{}",
+            kept.id(),
+            forgotten.id(),
+            forgotten.id()
+        )
+        .unwrap();
+        assert!(alive(kept.id()));
+        drop(input); // the host is gone
+        watchdog.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(kept.id()) && Instant::now() < deadline {
+            let _ = kept.try_wait();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            kept.try_wait().unwrap().is_some(),
+            "the registered group was killed"
+        );
+        assert!(
+            forgotten.try_wait().unwrap().is_none(),
+            "an unregistered group is left alone"
+        );
+        forgotten.kill().unwrap();
+        let _ = forgotten.wait();
     }
 }
