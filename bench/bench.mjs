@@ -8,8 +8,11 @@
 import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
+import { createRequire } from 'node:module'
 import { prepare } from '../scripts/prepare.mjs'
+import { hostTarget, TARGETS } from '../scripts/targets.mjs'
+import { buildNative } from '../scripts/whisper-build.mjs'
 import { BASE, FIXTURES, JFK_WAV, MODEL_SOURCES, ROOT, TINY_EN, WHISPER_SOURCE } from '../scripts/paths.mjs'
 import { median, percentile } from './measure.mjs'
 import { VARIANTS } from './variants.mjs'
@@ -37,6 +40,7 @@ function flags(argv) {
 }
 
 const opts = flags(process.argv.slice(2))
+const { locateWhisper } = createRequire(import.meta.url)('..')
 const started = Date.now()
 let step = 0
 let steps = 0
@@ -151,6 +155,33 @@ async function modelSizes(clips) {
   return rows
 }
 
+/**
+ * The builds the platform package ships, against whisper-cli built for this
+ * very CPU (-march=native), one file at a time with every core: a portable
+ * build must be within 5% of native.
+ */
+async function portability(files) {
+  const native = join(buildNative(), 'whisper-cli')
+  const chosen = await locateWhisper('whisper-cli')
+  const variantsDir = dirname(dirname(chosen.path))
+  // Every build of the package that this CPU runs (the chosen one and those below it).
+  const shipped = TARGETS[hostTarget()].variants
+    .slice(0, TARGETS[hostTarget()].variants.indexOf(chosen.variant) + 1)
+    .map((v) => [`portable ${v}${v === chosen.variant ? ' (the one the engine picks here)' : ''}`, join(variantsDir, v, 'whisper-cli')])
+  const programs = [['native (-march=native)', native], ...shipped]
+  const totals = Object.fromEntries(programs.map(([label]) => [label, []]))
+  for (let round = 0; round < opts.rounds; round++) {
+    for (let i = 0; i < programs.length; i++) {
+      const [label, program] = programs[(i + round) % programs.length]
+      progress(`portable vs native round ${round + 1}: ${label}`)
+      const r = await runner({ scenario: 'program', program, model: opts.model, files, threads: availableParallelism() })
+      totals[label].push(r.ms.reduce((a, b) => a + b, 0))
+    }
+  }
+  const nativeMs = median(totals[programs[0][0]])
+  return programs.map(([label]) => ({ label, ms: median(totals[label]), vsNative: median(totals[label]) / nativeMs, picked: label.includes('engine picks') }))
+}
+
 function machine() {
   const os = readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="(.+)"/)?.[1] ?? process.platform
   return `${cpus()[0].model}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${os}, Node ${process.version}`
@@ -162,7 +193,7 @@ async function main() {
   const files = workload()
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
-  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + 1
+  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 4 + 1
 
   progress('single-thread processing time of each clip (the machine limit)')
   const limit = await runner({ scenario: 'limit', model: opts.model, files: distinct })
@@ -173,6 +204,7 @@ async function main() {
   const kitchen = join(FIXTURES, 'kitchen.wav')
   const dictationRows = await dictation(kitchen)
   const sizes = opts.modelSizes ? await modelSizes(distinct) : []
+  const portable = await portability(distinct)
   progress(`engine overhead: ${opts.overheadRequests} requests to the fake whisper-server`)
   const overhead = await runner({ scenario: 'overhead', model: TINY_EN, requests: opts.overheadRequests })
   process.stderr.write('\n')
@@ -192,6 +224,8 @@ async function main() {
     batch,
     dictation: { clip: basename(kitchen), seconds: audioSeconds(kitchen), rows: dictationRows },
     sizes,
+    portable,
+    portableFiles: distinct.map((f) => basename(f)),
     overhead,
     durationS: (Date.now() - started) / 1000,
   }

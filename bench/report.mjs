@@ -66,6 +66,19 @@ export function markdown(r) {
       '',
     )
   }
+  if (r.portable?.length) {
+    lines.push(
+      `## Portable builds against a native one: ${r.portableFiles.length} files one at a time, whisper-cli -t ${r.cores}`,
+      '',
+      'The platform package ships one build per CPU level, none tuned to this machine; the engine runs the best',
+      'one the CPU supports. The reference is whisper.cpp built here with `-march=native` (GGML_NATIVE).',
+      '',
+      '| whisper-cli | total time | vs native |',
+      '|---|---:|---:|',
+      ...r.portable.map((p) => `| ${p.picked ? `**${p.label}**` : p.label} | ${ms(p.ms)} | ${f2(p.vsNative)}× |`),
+      '',
+    )
+  }
   lines.push(
     `## The engine's own cost: ${o.n} requests to the fake whisper-server, which answers at once`,
     '',

@@ -1,5 +1,6 @@
 // One measurement in a fresh process, so that variants never share a heap,
 // threads or children: `node bench/runner.mjs '<json job>'` prints one JSON line.
+import { spawnSync } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -95,7 +96,19 @@ async function overhead() {
   return { submitUs, poolMs, makespanMs, processingMs: results.map((r) => r.processingTimeMs) }
 }
 
-const scenarios = { batch, sequential, limit, overhead }
+/** One whisper-cli program, run on each file in turn: wall time per file. */
+async function program() {
+  const ms = []
+  for (const file of job.files) {
+    const t0 = performance.now()
+    const r = spawnSync(job.program, ['-m', job.model, '-f', file, '-t', String(job.threads), '-l', 'en', '-np', '-nt'], { stdio: 'ignore' })
+    if (r.status !== 0) throw new Error(`${job.program} exited with ${r.status ?? r.signal}`)
+    ms.push(performance.now() - t0)
+  }
+  return { ms }
+}
+
+const scenarios = { batch, sequential, limit, overhead, program }
 const result = await scenarios[job.scenario]()
 // Exit once the line is flushed: a pipe takes 64 KB at a time.
 process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))
