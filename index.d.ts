@@ -10,14 +10,14 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * A pool of whisper.cpp worker processes. Every method returns a Promise;
- * every rejection is an Error with a stable `code`.
+ * A pool of whisper.cpp worker processes (the JS layer, lib/index.js,
+ * wraps it as an EventEmitter).
  */
-export declare class PersistentWhisperEngine {
+export declare class NativeEngine {
   /** Validates the options; throws ERR_INVALID_OPTIONS naming the bad one. */
-  constructor(options: PersistentWhisperOptions)
+  constructor(options: PersistentWhisperOptions, onEvent?: (event: EngineEvent) => void)
   /**
-   * Finds whisper-cli, checks the model, and starts the workers.
+   * Finds the whisper program, checks the model, and starts the workers.
    * Calling it again while running is harmless.
    */
   initialize(): Promise<void>
@@ -34,6 +34,23 @@ export declare class PersistentWhisperEngine {
   restart(): Promise<void>
 }
 
+/**
+ * One event for the JS layer (lib/index.js), which emits it under `type`
+ * with the other fields that are set.
+ */
+export interface EngineEvent {
+  type: 'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'queueFull' | 'drain' | 'error'
+  workerId?: string
+  pid?: number
+  reason?: 'replaced' | 'recycled' | 'idle' | 'shutdown'
+  requestId?: string
+  queueTimeMs?: number
+  processingTimeMs?: number
+  code?: string
+  message?: string
+  maxQueueSize?: number
+}
+
 export interface EngineStatus {
   isRunning: boolean
   isReady: boolean
@@ -48,7 +65,13 @@ export interface EngineStatus {
   availableWorkers: number
   poolUtilization: number
   backend: string
+  /**
+   * Threads a request gets: the fixed count, or with a thread budget
+   * (threadBudget) what a lone request gets, every core.
+   */
   threadsPerWorker: number
+  /** Each request gets the cores that running requests leave free. */
+  threadBudget: boolean
   /** The whisper program the workers run (once initialized), and where it was found. */
   program?: ProgramStatus
 }
@@ -67,17 +90,18 @@ export declare function errorCodes(): Array<string>
  */
 export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'): Promise<ProgramStatus>
 
+/** The engine's options (TypeScript view). */
 export interface PersistentWhisperOptions {
-  /** Path of a ggml whisper model, e.g. `.whisper/models/ggml-tiny.en.bin`. */
+  /** Path of a ggml whisper model, e.g. `ggml-base.en.bin`. */
   modelPath: string
   /**
-   * whisper-cli binary. Default: $WHISPER_CLI_PATH, then this checkout's
-   * provisioned build (`npm run setup`), then `whisper-cli` on the PATH.
+   * whisper-cli. Default: $WHISPER_CLI_PATH, then the installed platform
+   * package, then a checkout's `.whisper` build, then the PATH.
    */
   whisperPath?: string
   /**
-   * whisper-server binary (backend 'server'). Default: $WHISPER_SERVER_PATH,
-   * then beside `whisperPath`, then the provisioned build, then the PATH.
+   * whisper-server (backend 'server'). Default: $WHISPER_SERVER_PATH, then
+   * beside whisperPath or $WHISPER_CLI_PATH, then as for whisperPath.
    */
   serverPath?: string
   /**
@@ -95,15 +119,34 @@ export interface PersistentWhisperOptions {
    * worker's server; three failures in a row replace it. Default 5000.
    */
   healthCheckInterval?: number
-  /** Worker processes. Default 3. */
+  /** A fixed pool: sets minWorkers and maxWorkers. Default 3. */
   poolSize?: number
+  /**
+   * Workers the pool keeps (and starts at initialize()). Default: poolSize,
+   * or 1 when only maxWorkers is given.
+   */
+  minWorkers?: number
+  /**
+   * Workers the pool grows to while requests wait. Default: poolSize, or
+   * minWorkers when that is larger.
+   */
+  maxWorkers?: number
+  /**
+   * Milliseconds a worker above minWorkers may stay idle before it leaves.
+   * Default 30000.
+   */
+  idleTimeout?: number
   /**
    * Milliseconds one request may run before its process is killed.
    * Default: 30 s plus the audio's duration times a factor that grows with
    * the model's size (3x for tiny.en, 6x for base); see README.
    */
   timeout?: number
-  /** whisper threads per worker. Default max(1, floor(cpus / poolSize)). */
+  /**
+   * whisper threads per request. Default: 'cli', the cores that running
+   * requests leave free (all of them for a lone request); 'server', every
+   * core for each server.
+   */
   threads?: number
   /** Spoken language code, or 'auto' to detect it. Default 'en'. */
   language?: string
@@ -120,8 +163,8 @@ export interface PersistentWhisperOptions {
    */
   maxRequestsPerWorker?: number
   /**
-   * Passed to whisper-cli verbatim (e.g. ['-bs', '1']); flags the engine
-   * sets itself are refused.
+   * Extra whisper flags from an allow-list (decoding flags such as -bs, -bo,
+   * -nf, --prompt; -ot, -d, -fa, -nfa, -ng, --vad, -vm ...); see README.
    */
   extraArgs?: Array<string>
   /** Default 'warn': quiet while things work. */
@@ -129,7 +172,10 @@ export interface PersistentWhisperOptions {
 }
 
 export interface PoolStats {
+  /** The current size, between minWorkers and maxWorkers. */
   totalWorkers: number
+  minWorkers: number
+  maxWorkers: number
   availableWorkers: number
   busyWorkers: number
   /** Workers whose whisper-server has the model loaded ('server'). */
@@ -150,6 +196,17 @@ export interface PoolStats {
   averageQueueTime: number
   /** Queue time plus processing time. */
   averageLatency: number
+  /**
+   * Milliseconds in the queue over the last 1000 completed requests
+   * (nearest-rank percentiles).
+   */
+  queueTimeP50: number
+  queueTimeP95: number
+  queueTimeP99: number
+  /** Milliseconds of processing over the last 1000 completed requests. */
+  processingTimeP50: number
+  processingTimeP95: number
+  processingTimeP99: number
 }
 
 export interface ProcessingRequest {
@@ -187,6 +244,7 @@ export interface QueueStatus {
   processingRequests: Array<ProcessingRequest>
 }
 
+/** transcribe()'s options (TypeScript view). */
 export interface TranscribeOptions {
   /** Overrides the engine's language for this request. */
   language?: string
@@ -200,8 +258,9 @@ export interface TranscribeOptions {
   /**
    * Aborting it rejects the request with ERR_ABORTED: a queued request
    * leaves the queue, a running one has its whisper work stopped.
+   * `null` and `undefined` mean no signal.
    */
-  signal?: AbortSignal
+  signal?: AbortSignal | null
 }
 
 export interface TranscriptionResult {

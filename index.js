@@ -835,6 +835,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.PersistentWhisperEngine = nativeBinding.PersistentWhisperEngine
+module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.locateWhisper = nativeBinding.locateWhisper

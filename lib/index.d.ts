@@ -1,19 +1,29 @@
-// persistent-whisper's public types: the generated ones of the native addon
-// (../index.d.ts, from the Rust source), and the error codes.
-export {
-  PersistentWhisperEngine,
-  locateWhisper,
+// persistent-whisper's public types: the engine class (an EventEmitter over
+// the native addon), the types generated from the Rust source (../index.d.ts),
+// and the error codes.
+import { EventEmitter } from 'node:events'
+import type {
+  EngineStatus,
   PersistentWhisperOptions,
+  ProgramStatus,
+  QueueStatus,
+  TranscribeOptions,
+  TranscriptionResult,
+  WorkerStatus,
+} from '../index'
+
+export type {
+  EngineStatus,
+  PersistentWhisperOptions,
+  PoolStats,
+  ProcessingRequest,
+  ProgramStatus,
+  QueuedRequest,
+  QueueStatus,
   TranscribeOptions,
   TranscriptionResult,
   TranscriptionSegment,
-  EngineStatus,
-  PoolStats,
   WorkerStatus,
-  QueueStatus,
-  QueuedRequest,
-  ProcessingRequest,
-  ProgramStatus,
 } from '../index'
 
 /** Every `code` an Error from persistent-whisper carries. */
@@ -39,6 +49,56 @@ export type ErrorCode =
 export interface PersistentWhisperError extends Error {
   code: ErrorCode
 }
+
+/** Why a worker left the pool. */
+export type WorkerExitReason = 'replaced' | 'recycled' | 'idle' | 'shutdown'
+
+/** The engine's events and what their listeners receive. */
+export interface PersistentWhisperEvents {
+  /** A worker took its place (for 'server': its process is up with the model loaded). */
+  workerStarted: [event: { workerId: string; pid?: number }]
+  workerExited: [event: { workerId: string; reason: WorkerExitReason }]
+  requestCompleted: [event: { requestId: string; workerId: string; queueTimeMs: number; processingTimeMs: number }]
+  /** Every rejected transcribe(), with its code. */
+  requestFailed: [event: { requestId: string; workerId?: string; code: ErrorCode; message: string }]
+  queueFull: [event: { requestId: string; maxQueueSize: number }]
+  /** The queue is empty and every worker idle. */
+  drain: []
+  /** A failure in the background that no Promise reports (a worker that cannot be restarted). */
+  error: [error: PersistentWhisperError]
+}
+
+/**
+ * A pool of whisper.cpp worker processes. Every method returns a Promise and
+ * never throws; every rejection is an Error with a stable `code`.
+ */
+export declare class PersistentWhisperEngine extends EventEmitter {
+  /** Validates the options; throws ERR_INVALID_OPTIONS naming the bad one. Starts nothing. */
+  constructor(options: PersistentWhisperOptions)
+  /** Finds the whisper program, checks the model, and starts the workers. */
+  initialize(): Promise<void>
+  transcribe(audioFilePath: string, options?: TranscribeOptions): Promise<TranscriptionResult>
+  getStatus(): Promise<EngineStatus>
+  getWorkerStatuses(): Promise<WorkerStatus[]>
+  getQueueStatus(): Promise<QueueStatus>
+  /** Rejects queued requests with ERR_SHUTDOWN, ends every worker process, resolves when none is left. */
+  shutdown(): Promise<void>
+  /** Replaces every worker; queued requests wait, running ones start over. */
+  restart(): Promise<void>
+
+  on<E extends keyof PersistentWhisperEvents>(event: E, listener: (...args: PersistentWhisperEvents[E]) => void): this
+  once<E extends keyof PersistentWhisperEvents>(event: E, listener: (...args: PersistentWhisperEvents[E]) => void): this
+  off<E extends keyof PersistentWhisperEvents>(event: E, listener: (...args: PersistentWhisperEvents[E]) => void): this
+  addListener<E extends keyof PersistentWhisperEvents>(event: E, listener: (...args: PersistentWhisperEvents[E]) => void): this
+  removeListener<E extends keyof PersistentWhisperEvents>(event: E, listener: (...args: PersistentWhisperEvents[E]) => void): this
+  emit<E extends keyof PersistentWhisperEvents>(event: E, ...args: PersistentWhisperEvents[E]): boolean
+}
+
+/**
+ * Which whisper program the engine would run here when no path is given, and
+ * where it was found (environment, platform package, checkout, PATH).
+ */
+export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'): Promise<ProgramStatus>
 
 /** Every ErrorCode, at run time. */
 export declare const ERROR_CODES: readonly ErrorCode[]

@@ -1,9 +1,10 @@
-//! Checks an audio path before it takes a worker, and estimates the audio's
-//! duration (exact for WAV, an upper bound for compressed formats) so the
-//! default timeout can scale with it.
+//! Checks an audio file before it takes a worker, again when a worker takes
+//! it, and estimates its duration for the default timeout. All of it is file
+//! I/O: the engine runs it on a blocking thread, never on the JS thread, and
+//! every loop over the file is bounded, so a crafted file cannot stall it.
 
 use crate::error::{display_path, Result, WhisperError};
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,11 @@ use std::time::Duration;
 /// Compressed speech is rarely below 16 kbit/s, so size / 2000 bytes per second
 /// overestimates the duration of mp3, ogg and flac files: a safe basis for a timeout.
 const MIN_COMPRESSED_BYTES_PER_SEC: u64 = 2000;
+/// The least data a second of PCM can take (8 kHz, 8-bit, mono): a header
+/// that claims less cannot stretch the duration (and the timeout) further.
+const MIN_PCM_BYTES_PER_SEC: u64 = 8000;
+/// RIFF chunks read before `data` at most; real files have a handful.
+const MAX_WAV_CHUNKS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct AudioFile {
@@ -26,7 +32,48 @@ fn unreadable(path: &Path, reason: impl Into<String>) -> WhisperError {
     }
 }
 
-/// Exists, is a regular non-empty file, and can be opened for reading.
+/// Opens a file for reading without ever blocking: a FIFO or device swapped
+/// in for the file is refused, not waited on.
+pub fn open(path: &Path) -> Result<(File, Metadata)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(WhisperError::AudioNotFound {
+                path: display_path(path),
+            })
+        }
+        Err(e) => return Err(unreadable(path, format!("it cannot be opened: {e}"))),
+    };
+    // The opened file, not the path: what is read is what was checked.
+    let meta = file
+        .metadata()
+        .map_err(|e| unreadable(path, e.to_string()))?;
+    if meta.is_dir() {
+        return Err(unreadable(
+            path,
+            "it is a directory; pass the path of an audio file",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(unreadable(
+            path,
+            "it is not a regular file (a device, socket or pipe?)",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(unreadable(path, "the file is empty"));
+    }
+    Ok((file, meta))
+}
+
+/// Exists, is a regular non-empty file, can be read; with its duration.
 pub fn check(path: &str) -> Result<AudioFile> {
     let not_found = || WhisperError::AudioNotFound {
         path: path.to_owned(),
@@ -35,70 +82,109 @@ pub fn check(path: &str) -> Result<AudioFile> {
         return Err(not_found());
     }
     let abs = std::path::absolute(path).map_err(|_| not_found())?;
-    let meta = match std::fs::metadata(&abs) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found()),
-        Err(e) => return Err(unreadable(&abs, format!("{e}"))),
+    let (mut file, meta) = open(&abs)?;
+    let duration = match wav_header(&mut file, meta.len()) {
+        Wav::Duration(d) => d,
+        Wav::Invalid(reason) => return Err(unreadable(&abs, reason)),
+        Wav::Absent | Wav::Unknown => {
+            Duration::from_secs_f64(meta.len() as f64 / MIN_COMPRESSED_BYTES_PER_SEC as f64)
+        }
     };
-    if meta.is_dir() {
-        return Err(unreadable(
-            &abs,
-            "it is a directory; pass the path of an audio file",
-        ));
-    }
-    if !meta.is_file() {
-        return Err(unreadable(
-            &abs,
-            "it is not a regular file (a device, socket or pipe?)",
-        ));
-    }
-    if meta.len() == 0 {
-        return Err(unreadable(&abs, "the file is empty"));
-    }
-    let mut file =
-        File::open(&abs).map_err(|e| unreadable(&abs, format!("it cannot be opened: {e}")))?;
-    let duration = wav_duration(&mut file, meta.len()).unwrap_or_else(|| {
-        Duration::from_secs_f64(meta.len() as f64 / MIN_COMPRESSED_BYTES_PER_SEC as f64)
-    });
     Ok(AudioFile {
         path: abs,
         duration,
     })
 }
 
+enum Wav {
+    /// Not a WAV file.
+    Absent,
+    /// A WAV file whose header cannot describe audio.
+    Invalid(String),
+    Duration(Duration),
+    /// A WAV file whose duration the bounded scan could not find.
+    Unknown,
+}
+
+struct Format {
+    channels: u16,
+    sample_rate: u32,
+    byte_rate: u32,
+    bits: u16,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 /// The duration a RIFF/WAVE header describes, counting only the bytes present.
-fn wav_duration(file: &mut File, file_len: u64) -> Option<Duration> {
+fn wav_header(file: &mut (impl Read + Seek), file_len: u64) -> Wav {
     let mut header = [0u8; 12];
-    file.read_exact(&mut header).ok()?;
-    if &header[0..4] != b"RIFF" || &header[8..12] != b"WAVE" {
-        return None;
+    if file.read_exact(&mut header).is_err()
+        || &header[0..4] != b"RIFF"
+        || &header[8..12] != b"WAVE"
+    {
+        return Wav::Absent;
     }
-    let mut byte_rate = None;
+    let mut format = None;
     let mut pos = 12u64;
-    loop {
+    for _ in 0..MAX_WAV_CHUNKS {
         let mut chunk = [0u8; 8];
-        file.read_exact(&mut chunk).ok()?;
-        let size = u32::from_le_bytes(chunk[4..8].try_into().ok()?) as u64;
+        if file.read_exact(&mut chunk).is_err() {
+            return Wav::Unknown;
+        }
+        let size = u32_at(&chunk, 4) as u64;
         pos += 8;
         match &chunk[0..4] {
             b"fmt " => {
-                let mut fmt = [0u8; 12];
-                file.read_exact(&mut fmt).ok()?;
-                byte_rate = Some(u32::from_le_bytes(fmt[8..12].try_into().ok()?) as u64);
-                file.seek(SeekFrom::Current(size as i64 - 12)).ok()?;
+                let mut fmt = [0u8; 16];
+                if size < 16 || file.read_exact(&mut fmt).is_err() {
+                    return Wav::Invalid("its WAV format chunk is cut short".into());
+                }
+                let f = Format {
+                    channels: u16_at(&fmt, 2),
+                    sample_rate: u32_at(&fmt, 4),
+                    byte_rate: u32_at(&fmt, 8),
+                    bits: u16_at(&fmt, 14),
+                };
+                if f.channels == 0 || f.sample_rate == 0 || f.bits == 0 {
+                    return Wav::Invalid(format!(
+                        "its WAV header describes no audio ({} channels, {} Hz, {} bits per sample)",
+                        f.channels, f.sample_rate, f.bits
+                    ));
+                }
+                format = Some(f);
+                if file.seek(SeekFrom::Current(size as i64 - 16)).is_err() {
+                    return Wav::Unknown;
+                }
             }
             b"data" => {
-                let rate = byte_rate.filter(|&r| r > 0)?;
+                let Some(f) = format else {
+                    return Wav::Invalid("its WAV data comes before its format".into());
+                };
                 let present = size.min(file_len.saturating_sub(pos));
-                return Some(Duration::from_secs_f64(present as f64 / rate as f64));
+                let rate = (f.byte_rate as u64).max(MIN_PCM_BYTES_PER_SEC);
+                return Wav::Duration(Duration::from_secs_f64(present as f64 / rate as f64));
             }
             _ => {
-                file.seek(SeekFrom::Current(size as i64 + (size & 1) as i64))
-                    .ok()?;
+                if file
+                    .seek(SeekFrom::Current(size as i64 + (size & 1) as i64))
+                    .is_err()
+                {
+                    return Wav::Unknown;
+                }
             }
         }
         pos += size + (size & 1);
+        if pos >= file_len {
+            return Wav::Unknown;
+        }
     }
+    Wav::Unknown
 }
 
 #[cfg(test)]
@@ -186,5 +272,78 @@ mod tests {
         // cargo runs tests in the package root, where Cargo.toml lives.
         let a = check("Cargo.toml").unwrap();
         assert_eq!(a.path, std::env::current_dir().unwrap().join("Cargo.toml"));
+    }
+
+    #[test]
+    fn a_header_with_no_channels_rate_or_bits_is_unreadable() {
+        for at in [22, 24, 34] {
+            let mut bytes = wav(1.0, None);
+            bytes[at] = 0;
+            bytes[at + 1] = 0;
+            if at == 24 {
+                bytes[26] = 0;
+                bytes[27] = 0;
+            }
+            let p = write_temp(&format!("zero-{at}.wav"), &bytes);
+            let e = check(p.to_str().unwrap()).unwrap_err();
+            assert_eq!(e.code(), "ERR_AUDIO_UNREADABLE", "field at {at}");
+            assert!(e.to_string().contains("describes no audio"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_forged_byte_rate_cannot_stretch_the_duration() {
+        let mut bytes = wav(2.0, None);
+        bytes[28..32].copy_from_slice(&1u32.to_le_bytes());
+        let p = write_temp("slow.wav", &bytes);
+        let d = check(p.to_str().unwrap()).unwrap().duration;
+        // 64000 data bytes at no less than 8000 bytes per second: 8 s, not 17 hours.
+        assert!(d <= Duration::from_secs(8), "{d:?}");
+    }
+
+    /// Counts the reads a header scan makes.
+    struct Counting<R> {
+        inner: R,
+        reads: usize,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            self.inner.read(buf)
+        }
+    }
+
+    impl<R: Seek> Seek for Counting<R> {
+        fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    #[test]
+    fn a_file_of_empty_junk_chunks_is_scanned_a_bounded_number_of_chunks() {
+        let mut bytes = b"RIFF\0\0\0\0WAVE".to_vec();
+        for _ in 0..500_000 {
+            bytes.extend_from_slice(b"JUNK\0\0\0\0");
+        }
+        let len = bytes.len() as u64;
+        let mut file = Counting {
+            inner: std::io::Cursor::new(bytes),
+            reads: 0,
+        };
+        assert!(matches!(wav_header(&mut file, len), Wav::Unknown));
+        assert!(file.reads <= MAX_WAV_CHUNKS + 1, "{} reads", file.reads);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let p = std::env::temp_dir().join(format!("pw-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = check(p.to_str().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::remove_file(&p).unwrap();
     }
 }

@@ -37,6 +37,11 @@ impl CancelToken {
         })
     }
 
+    /// Whether it was cancelled, for any reason.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
     pub async fn cancelled(&self) -> CancelReason {
         let mut rx = self.0.subscribe();
         let reason = rx

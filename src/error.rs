@@ -47,6 +47,10 @@ pub enum WhisperError {
 
     #[error("whisper failed on {path}: {detail}")]
     WhisperFailed { path: String, detail: String },
+
+    /// The pool has no worker that runs, for a reason that belongs to no request.
+    #[error("no whisper worker could be started: {detail}. Fix the cause and call restart()")]
+    NoWorker { detail: String },
 }
 
 impl WhisperError {
@@ -79,7 +83,9 @@ impl WhisperError {
             WhisperError::Aborted { .. } => "ERR_ABORTED",
             WhisperError::Shutdown { .. } => "ERR_SHUTDOWN",
             WhisperError::WorkerCrashed { .. } => "ERR_WORKER_CRASHED",
-            WhisperError::WhisperFailed { .. } => "ERR_WHISPER_FAILED",
+            WhisperError::WhisperFailed { .. } | WhisperError::NoWorker { .. } => {
+                "ERR_WHISPER_FAILED"
+            }
         }
     }
 
@@ -101,7 +107,10 @@ impl WhisperError {
     pub fn counts_against_worker(&self) -> bool {
         !matches!(
             self,
-            WhisperError::Aborted { .. } | WhisperError::Shutdown { .. }
+            WhisperError::Aborted { .. }
+                | WhisperError::Shutdown { .. }
+                | WhisperError::AudioNotFound { .. }
+                | WhisperError::AudioUnreadable { .. }
         )
     }
 
@@ -165,6 +174,9 @@ mod tests {
         ];
         let codes: Vec<_> = errors.iter().map(WhisperError::code).collect();
         assert_eq!(codes, WhisperError::CODES);
+        let pool = WhisperError::NoWorker { detail: "d".into() };
+        assert_eq!(pool.code(), "ERR_WHISPER_FAILED");
+        assert!(!pool.to_string().contains(" on :"), "{pool}");
     }
 
     #[test]

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use persistent_whisper::options::{RawEngineOptions, TranscribeOptions};
+use persistent_whisper::options::{EngineOptions, TranscribeOptions};
 use std::time::Duration;
 
-fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, RawEngineOptions); 2] {
+fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, EngineOptions); 2] {
     [
         ("cli", s.options(pool_size)),
         ("server", s.server_options(pool_size)),
@@ -33,9 +33,7 @@ async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
         };
         for (directive, expected) in faults {
             let bystander = submit(&engine, &s.job("work 0.1 bystander"));
-            let faulty = engine
-                .transcribe(&s.job(directive), timeout.clone())
-                .unwrap();
+            let faulty = engine.transcribe(s.job(directive), timeout.clone());
             assert_eq!(
                 code(&settle(faulty).await),
                 expected,
@@ -49,12 +47,12 @@ async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
             let healed = settle(submit(&engine, &s.job("ok healed"))).await;
             assert_eq!(text(&healed), "healed", "{backend}: after {directive}");
             assert_eq!(
-                engine.worker_statuses().len(),
+                engine.worker_statuses().await.len(),
                 2,
                 "{backend}: after {directive}"
             );
         }
-        let stats = engine.status().pool_stats.unwrap();
+        let stats = engine.status().await.pool_stats.unwrap();
         // crash, hang and die-mid-output replace their worker.
         assert_eq!(stats.workers_replaced, 3, "{backend}");
         assert_eq!(
@@ -77,8 +75,8 @@ async fn aborting_a_running_request_keeps_its_worker_serving() {
         let engine = s.engine(raw).await;
         let running = submit(&engine, &s.job("hang"));
         let queued = submit(&engine, &s.job("ok next"));
-        let worker = engine.worker_statuses()[0].id.clone();
-        assert!(running.abort());
+        let worker = engine.worker_statuses().await[0].id.clone();
+        running.abort_handle().abort();
         assert_eq!(code(&settle(running).await), "ERR_ABORTED", "{backend}");
         let next = settle(queued).await.unwrap();
         assert_eq!(next.transcript.text, "next");
@@ -86,7 +84,7 @@ async fn aborting_a_running_request_keeps_its_worker_serving() {
             // Dropping the connection is enough: the same server serves on.
             assert_eq!(next.worker_id, worker);
         }
-        let stats = engine.status().pool_stats.unwrap();
+        let stats = engine.status().await.pool_stats.unwrap();
         assert_eq!(
             (
                 stats.total_requests_aborted,
@@ -105,9 +103,9 @@ async fn aborting_a_queued_request_removes_it_from_the_queue() {
     let engine = s.engine(s.options(1)).await;
     let running = submit(&engine, &s.job("work 0.2 first"));
     let queued = submit(&engine, &s.job("ok never"));
-    assert_eq!(engine.queue_status().queue_length, 1);
-    assert!(queued.abort());
-    assert_eq!(engine.queue_status().queue_length, 0);
+    assert_eq!(engine.queue_status().await.queue_length, 1);
+    queued.abort_handle().abort();
+    assert_eq!(engine.queue_status().await.queue_length, 0);
     assert_eq!(code(&settle(queued).await), "ERR_ABORTED");
     assert_eq!(text(&settle(running).await), "first");
     assert!(
@@ -118,7 +116,7 @@ async fn aborting_a_queued_request_removes_it_from_the_queue() {
 
 #[tokio::test]
 async fn high_priority_requests_go_before_queued_normal_ones() {
-    use persistent_whisper::backend::Priority;
+    use persistent_whisper::options::Priority;
     let s = Scratch::new("priority");
     let engine = s.engine(s.options(1)).await;
     let high = |d: &str| {
@@ -126,7 +124,7 @@ async fn high_priority_requests_go_before_queued_normal_ones() {
             priority: Priority::High,
             ..Default::default()
         };
-        engine.transcribe(&s.job(d), o).unwrap()
+        engine.transcribe(s.job(d), o)
     };
     let first = submit(&engine, &s.job("work 0.1 first"));
     let n1 = submit(&engine, &s.job("ok n1"));
@@ -135,6 +133,7 @@ async fn high_priority_requests_go_before_queued_normal_ones() {
     let h2 = high("ok h2");
     let order: Vec<String> = engine
         .queue_status()
+        .await
         .queued_requests
         .into_iter()
         .map(|q| q.id)
@@ -162,8 +161,8 @@ async fn high_priority_requests_go_before_queued_normal_ones() {
 async fn workers_are_recycled_after_max_requests() {
     let s = Scratch::new("recycle");
     for (backend, raw) in backends(&s, 1) {
-        let raw = RawEngineOptions {
-            max_requests_per_worker: Some(2.0),
+        let raw = EngineOptions {
+            max_requests_per_worker: Some(2),
             ..raw
         };
         let engine = s.engine(raw).await;
@@ -181,7 +180,7 @@ async fn workers_are_recycled_after_max_requests() {
         assert_ne!(workers[2], first, "{backend}: recycled after two requests");
         assert_eq!(workers[2], workers[3], "{backend}");
         assert_ne!(workers[4], workers[3], "{backend}");
-        let stats = engine.status().pool_stats.unwrap();
+        let stats = engine.status().await.pool_stats.unwrap();
         assert_eq!(
             (stats.workers_recycled, stats.workers_replaced),
             (2, 0),
@@ -202,6 +201,7 @@ async fn a_slow_starting_server_is_ready_when_initialize_resolves() {
     );
     assert!(engine
         .worker_statuses()
+        .await
         .iter()
         .all(|w| w.model_loaded && w.pid.is_some()));
     assert_eq!(
@@ -216,15 +216,9 @@ async fn a_server_that_dies_while_loading_rejects_initialize_and_leaves_nothing(
     s.server_start("crash");
     let (engine, result) = s.try_engine(s.server_options(2)).await;
     assert_eq!(result.unwrap_err().code(), "ERR_MODEL_LOAD");
-    assert!(engine.worker_statuses().is_empty());
-    assert_eq!(
-        engine
-            .transcribe(&s.job("ok x"), TranscribeOptions::default())
-            .err()
-            .unwrap()
-            .code(),
-        "ERR_NOT_INITIALIZED"
-    );
+    assert!(engine.worker_statuses().await.is_empty());
+    let after = engine.transcribe(s.job("ok x"), TranscribeOptions::default());
+    assert_eq!(code(&settle(after).await), "ERR_NOT_INITIALIZED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,6 +227,7 @@ async fn dropping_a_running_engine_ends_its_processes() {
     let engine = s.engine(s.server_options(2)).await;
     let servers: Vec<i32> = engine
         .worker_statuses()
+        .await
         .iter()
         .map(|w| w.pid.unwrap() as i32)
         .collect();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use persistent_whisper::options::{RawEngineOptions, TranscribeOptions};
-use persistent_whisper::worker::WorkerState;
+use persistent_whisper::options::{EngineOptions, TranscribeOptions};
+use persistent_whisper::pool::WorkerState;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,9 +15,14 @@ async fn never_runs_more_processes_than_workers() {
     let jobs: Vec<_> = (0..9)
         .map(|i| submit(&engine, &s.job(&format!("work 0.3 job{i}"))))
         .collect();
-    let states: Vec<_> = engine.worker_statuses().iter().map(|w| w.state).collect();
+    let states: Vec<_> = engine
+        .worker_statuses()
+        .await
+        .iter()
+        .map(|w| w.state)
+        .collect();
     assert_eq!(states, [WorkerState::Processing; 3]);
-    assert_eq!(engine.queue_status().queue_length, 6);
+    assert_eq!(engine.queue_status().await.queue_length, 6);
     for j in jobs {
         assert_eq!(code(&settle(j).await), "ok");
     }
@@ -43,6 +48,7 @@ async fn serves_the_queue_in_submission_order() {
     let jobs: Vec<_> = files.iter().map(|f| submit(&engine, f)).collect();
     let queued: Vec<String> = engine
         .queue_status()
+        .await
         .queued_requests
         .into_iter()
         .map(|q| q.audio_file_path)
@@ -83,17 +89,17 @@ async fn hands_work_to_the_least_recently_used_worker() {
 async fn worker_states_follow_the_documented_machine() {
     let s = Scratch::new("states");
     let engine = s.engine(s.options(1)).await;
-    let state = || engine.worker_statuses()[0].clone();
-    assert_eq!(state().state, WorkerState::Idle);
+    let state = || async { engine.worker_statuses().await[0].clone() };
+    assert_eq!(state().await.state, WorkerState::Idle);
 
     let running = submit(&engine, &s.job("work 0.2 hello"));
-    assert_eq!(state().state, WorkerState::Processing);
+    assert_eq!(state().await.state, WorkerState::Processing);
     assert_eq!(
-        state().current_request.as_deref(),
+        state().await.current_request.as_deref(),
         Some(running.request_id.as_str())
     );
     settle(running).await.unwrap();
-    let w = state();
+    let w = state().await;
     assert_eq!(
         (w.state, w.requests_processed, w.pid),
         (WorkerState::Completed, 1, None)
@@ -103,7 +109,7 @@ async fn worker_states_follow_the_documented_machine() {
         code(&settle(submit(&engine, &s.job("garbage"))).await),
         "ERR_WHISPER_FAILED"
     );
-    let w = state();
+    let w = state().await;
     assert_eq!(
         (w.state, w.requests_failed, w.consecutive_failures),
         (WorkerState::Failed, 1, 1)
@@ -113,12 +119,12 @@ async fn worker_states_follow_the_documented_machine() {
     // Failed below the threshold: still available, and a success resets the run.
     settle(submit(&engine, &s.job("ok again"))).await.unwrap();
     assert_eq!(
-        (state().state, state().consecutive_failures),
+        (state().await.state, state().await.consecutive_failures),
         (WorkerState::Completed, 0)
     );
 
     engine.shutdown().await.unwrap();
-    assert_eq!(state().state, WorkerState::Terminated);
+    assert_eq!(state().await.state, WorkerState::Terminated);
 }
 
 #[tokio::test]
@@ -129,14 +135,14 @@ async fn a_timeout_kills_the_process_and_replaces_the_worker() {
         timeout: Some(Duration::from_millis(300)),
         ..Default::default()
     };
-    let hung = engine.transcribe(&s.job("hang"), options).unwrap();
+    let hung = engine.transcribe(s.job("hang"), options);
     let reply = settle(hung).await;
     assert_eq!(code(&reply), "ERR_TIMEOUT");
     assert!(reply.unwrap_err().to_string().contains("300 ms"));
     let pids = s.pids();
     assert_eq!(pids.len(), 1);
     assert!(is_gone(pids[0]), "the hung process was killed and reaped");
-    let workers = engine.worker_statuses();
+    let workers = engine.worker_statuses().await;
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].id, "worker-2", "worker-1 was replaced");
     assert_eq!(
@@ -153,12 +159,7 @@ async fn a_process_that_ignores_sigterm_gets_sigkill() {
         timeout: Some(Duration::from_millis(200)),
         ..Default::default()
     };
-    let reply = settle(
-        engine
-            .transcribe(&s.job("hang-ignoring-term"), options)
-            .unwrap(),
-    )
-    .await;
+    let reply = settle(engine.transcribe(s.job("hang-ignoring-term"), options)).await;
     assert_eq!(code(&reply), "ERR_TIMEOUT");
     assert!(s.pids().iter().all(|&p| is_gone(p)));
 }
@@ -177,13 +178,18 @@ async fn a_crash_fails_one_request_and_the_worker_is_replaced() {
     for o in others {
         assert_eq!(code(&settle(o).await), "ok");
     }
-    let ids: Vec<String> = engine.worker_statuses().into_iter().map(|w| w.id).collect();
+    let ids: Vec<String> = engine
+        .worker_statuses()
+        .await
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
     assert_eq!(ids.len(), 3);
     assert!(
         !ids.contains(&"worker-1".to_owned()) && ids.contains(&"worker-4".to_owned()),
         "{ids:?}"
     );
-    let stats = engine.status().pool_stats.unwrap();
+    let stats = engine.status().await.pool_stats.unwrap();
     assert_eq!(
         (
             stats.workers_replaced,
@@ -197,8 +203,8 @@ async fn a_crash_fails_one_request_and_the_worker_is_replaced() {
 #[tokio::test]
 async fn consecutive_failures_replace_the_worker() {
     let s = Scratch::new("failures");
-    let raw = RawEngineOptions {
-        max_consecutive_failures: Some(2.0),
+    let raw = EngineOptions {
+        max_consecutive_failures: 2,
         ..s.options(1)
     };
     let engine = s.engine(raw).await;
@@ -245,29 +251,23 @@ async fn shutdown_rejects_queued_requests_and_leaves_no_process() {
     for pid in pids {
         assert!(is_gone(pid), "pid {pid} outlived shutdown");
     }
-    assert_eq!(
-        engine
-            .transcribe(&s.job("ok late"), TranscribeOptions::default())
-            .err()
-            .unwrap()
-            .code(),
-        "ERR_SHUTDOWN"
-    );
+    let late = engine.transcribe(s.job("ok late"), TranscribeOptions::default());
+    assert_eq!(code(&settle(late).await), "ERR_SHUTDOWN");
     assert_eq!(engine.shutdown().await.unwrap_err().code(), "ERR_SHUTDOWN");
 }
 
 #[tokio::test]
 async fn a_full_queue_rejects_at_once() {
     let s = Scratch::new("queuefull");
-    let raw = RawEngineOptions {
-        max_queue_size: Some(1.0),
+    let raw = EngineOptions {
+        max_queue_size: 1,
         ..s.options(1)
     };
     let engine = s.engine(raw).await;
     let first = submit(&engine, &s.job("work 0.2 a"));
     let second = submit(&engine, &s.job("ok b"));
-    let third = engine.transcribe(&s.job("ok c"), TranscribeOptions::default());
-    assert_eq!(third.err().unwrap().code(), "ERR_QUEUE_FULL");
+    let third = engine.transcribe(s.job("ok c"), TranscribeOptions::default());
+    assert_eq!(code(&settle(third).await), "ERR_QUEUE_FULL");
     assert_eq!(text(&settle(first).await), "a");
     assert_eq!(text(&settle(second).await), "b");
 }
@@ -297,15 +297,12 @@ async fn restart_replaces_workers_and_loses_no_request() {
 #[tokio::test]
 async fn initialize_twice_is_harmless_and_transcribe_before_it_is_refused() {
     let s = Scratch::new("init");
-    let engine = persistent_whisper::engine::Engine::new(
-        persistent_whisper::options::EngineOptions::from_raw(s.options(2)).unwrap(),
-        None,
-    );
-    let early = engine.transcribe(&s.job("ok x"), TranscribeOptions::default());
-    assert_eq!(early.err().unwrap().code(), "ERR_NOT_INITIALIZED");
+    let engine = new_engine(s.options(2));
+    let early = engine.transcribe(s.job("ok x"), TranscribeOptions::default());
+    assert_eq!(code(&settle(early).await), "ERR_NOT_INITIALIZED");
     engine.initialize().await.unwrap();
     engine.initialize().await.unwrap();
-    assert_eq!(engine.worker_statuses().len(), 2);
+    assert_eq!(engine.worker_statuses().await.len(), 2);
     assert_eq!(
         text(&settle(submit(&engine, &s.job("ok fine"))).await),
         "fine"

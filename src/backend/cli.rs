@@ -1,6 +1,7 @@
 //! The cli backend: one whisper-cli process per request, JSON on stdout.
 
-use super::{PidReporter, Request, Stop};
+use super::verdict;
+use super::{PidReporter, Request, Unfinished};
 use crate::cancel::CancelReason;
 use crate::error::{display_path, WhisperError};
 use crate::locate;
@@ -14,7 +15,6 @@ use std::path::PathBuf;
 pub struct CliBackend {
     pub program: PathBuf,
     pub model: PathBuf,
-    pub threads: usize,
     pub extra_args: Vec<String>,
 }
 
@@ -26,7 +26,7 @@ impl CliBackend {
             "-f".into(),
             request.audio.path.clone().into(),
             "-t".into(),
-            self.threads.to_string().into(),
+            request.threads.to_string().into(),
             "-l".into(),
             request.language.clone().into(),
             // No progress chatter; the JSON document alone on stdout (a pipe).
@@ -44,7 +44,16 @@ impl CliBackend {
         request: &Request,
         cancel: impl Future<Output = CancelReason>,
         report_pid: PidReporter<'_>,
-    ) -> Result<Transcript, Stop> {
+    ) -> Result<Transcript, Unfinished> {
+        // The file may have changed since it was queued: same checks, same
+        // codes as at admission, and no whisper-cli left waiting on a FIFO.
+        let path = request.audio.path.clone();
+        tokio::task::spawn_blocking(move || crate::audio::open(&path).map(drop))
+            .await
+            .map_err(|e| WhisperError::WhisperFailed {
+                path: display_path(&request.audio.path),
+                detail: format!("checking the file failed: {e}"),
+            })??;
         let mut child = process::spawn(process::command(&self.program).args(self.args(request)))
             .map_err(|e| locate::not_found(&locate::WHISPER_CLI, &self.program, e.to_string()))?;
         report_pid(child.id());
@@ -56,14 +65,14 @@ impl CliBackend {
             Ok(Ok(output)) => self.verdict(request, output),
             Ok(Err(io)) => {
                 process::terminate(&mut child, TERMINATE_GRACE).await;
-                Err(Stop::Failed(WhisperError::WhisperFailed {
+                Err(Unfinished::Failed(WhisperError::WhisperFailed {
                     path: display_path(&request.audio.path),
                     detail: format!("reading whisper-cli's output failed: {io}"),
                 }))
             }
             Err(reason) => {
                 process::terminate(&mut child, TERMINATE_GRACE).await;
-                Err(Stop::Cancelled(reason))
+                Err(Unfinished::Cancelled(reason))
             }
         };
         report_pid(None);
@@ -72,13 +81,11 @@ impl CliBackend {
 
     /// The exit code is not a verdict: whisper-cli exits 0 on unreadable audio
     /// and unknown flags. Look at the signal, stderr's `error:` lines and stdout.
-    fn verdict(&self, request: &Request, out: Output) -> Result<Transcript, Stop> {
-        let path = display_path(&request.audio.path);
+    fn verdict(&self, request: &Request, out: Output) -> Result<Transcript, Unfinished> {
+        let audio = &request.audio.path;
+        let path = display_path(audio);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let error_line = stderr
-            .lines()
-            .find(|l| l.trim_start().starts_with("error:"))
-            .map(|l| l.trim().to_owned());
+        let error_line = verdict::error_line(&stderr);
         if let Some(signal) = process::killed_by(&out.status) {
             return Err(WhisperError::WorkerCrashed {
                 path,
@@ -86,25 +93,19 @@ impl CliBackend {
             }
             .into());
         }
-        if stderr.contains("failed to initialize whisper context") || out.status.code() == Some(3) {
-            return Err(WhisperError::ModelLoad {
-                path: display_path(&self.model),
-                reason: error_line.unwrap_or_else(|| "whisper-cli exited with code 3".into()),
-            }
-            .into());
+        let code = out.status.code();
+        if let Some(e) = verdict::model_failure(&self.model, code, &stderr, || {
+            error_line
+                .clone()
+                .unwrap_or_else(|| "whisper-cli exited with code 3".into())
+        }) {
+            return Err(e.into());
         }
-        if stderr.contains("input file not found") {
-            return Err(WhisperError::AudioNotFound { path }.into());
-        }
-        if stderr.contains("failed to read audio") {
-            return Err(WhisperError::AudioUnreadable {
-                path,
-                reason: "whisper cannot decode it as audio. Use WAV, MP3, FLAC or OGG; convert other formats (m4a, aac, video files) first, e.g. with ffmpeg".into(),
-            }
-            .into());
+        if let Some(e) = verdict::audio_failure(audio, &stderr) {
+            return Err(e.into());
         }
         let transcript = transcript::from_cli_json(&out.stdout, &request.language);
-        match (transcript, out.status.code(), error_line) {
+        match (transcript, code, error_line) {
             (Some(t), Some(0), _) => Ok(t),
             (_, code, Some(line)) => Err(WhisperError::WhisperFailed {
                 path,

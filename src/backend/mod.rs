@@ -1,14 +1,18 @@
-//! How a worker runs whisper. One backend value per worker.
+//! How a worker runs whisper: one `Backend` value per worker, made by the
+//! factory (factory.rs) from the validated options.
 
 pub mod cli;
+mod factory;
 pub mod server;
+mod verdict;
+
+pub use factory::{factory, BackendFactory, Threads};
 
 use crate::audio::AudioFile;
 use crate::cancel::CancelReason;
 use crate::error::WhisperError;
 use crate::transcript::Transcript;
 use std::future::Future;
-use std::time::Duration;
 
 /// What a backend needs to run one request.
 #[derive(Debug, Clone)]
@@ -16,28 +20,24 @@ pub struct Request {
     pub id: String,
     pub audio: AudioFile,
     pub language: String,
-    pub timeout: Duration,
-    pub priority: Priority,
-}
-
-/// High-priority requests (dictation) are dispatched before queued normal ones.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Priority {
-    High,
-    #[default]
-    Normal,
+    /// Threads for this request (the pool's thread budget); a backend whose
+    /// threads are fixed at start ignores it.
+    pub threads: usize,
 }
 
 /// Why a request ended without a transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub enum Unfinished {
     Failed(WhisperError),
     Cancelled(CancelReason),
+    /// The worker could not take the request (its process had died); no
+    /// work was done, so the request can go to another worker.
+    NotStarted(String),
 }
 
-impl From<WhisperError> for Stop {
+impl From<WhisperError> for Unfinished {
     fn from(e: WhisperError) -> Self {
-        Stop::Failed(e)
+        Unfinished::Failed(e)
     }
 }
 
@@ -55,7 +55,8 @@ impl Backend {
         matches!(self, Backend::Server(_))
     }
 
-    /// Starts the worker's process (server: model loaded, health check answered).
+    /// Starts the worker's process (server: model loaded, its socket proven
+    /// to be its own, health check answered).
     pub async fn start(&self) -> Result<(), WhisperError> {
         match self {
             Backend::Cli(_) => Ok(()),
@@ -78,11 +79,12 @@ impl Backend {
         }
     }
 
-    /// Resolves when the long-lived process exits; never for the cli backend.
-    pub async fn exited(&self) -> String {
+    /// Resolves when the long-lived process exits or must be replaced; never
+    /// for the cli backend.
+    pub async fn lost(&self) -> String {
         match self {
             Backend::Cli(_) => std::future::pending().await,
-            Backend::Server(s) => s.exited().await,
+            Backend::Server(s) => s.lost().await,
         }
     }
 
@@ -98,7 +100,7 @@ impl Backend {
         request: &Request,
         cancel: impl Future<Output = CancelReason> + Send,
         report_pid: PidReporter<'_>,
-    ) -> Result<Transcript, Stop> {
+    ) -> Result<Transcript, Unfinished> {
         match self {
             Backend::Cli(cli) => cli.transcribe(request, cancel, report_pid).await,
             Backend::Server(server) => server.transcribe(request, cancel).await,

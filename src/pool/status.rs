@@ -1,24 +1,17 @@
 //! Snapshots of the pool for getStatus(), getQueueStatus() and getWorkerStatuses().
 
-use super::{PoolState, Shared};
+use super::latency::Percentiles;
+use super::state::PoolState;
+use super::Shared;
 use crate::error::display_path;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Default)]
-pub(super) struct Totals {
-    pub submitted: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub aborted: u64,
-    pub replaced_workers: u64,
-    pub recycled_workers: u64,
-    pub processing_time: Duration,
-    pub queue_time: Duration,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolStats {
+    /// The current size, between `min_workers` and `max_workers`.
     pub total_workers: usize,
+    pub min_workers: usize,
+    pub max_workers: usize,
     pub available_workers: usize,
     pub busy_workers: usize,
     /// Workers whose process keeps the model loaded (server backend).
@@ -38,6 +31,9 @@ pub struct PoolStats {
     pub average_queue_time_ms: f64,
     /// Queue time plus processing time, per completed request.
     pub average_latency_ms: f64,
+    /// Over the last completed requests (up to `LATENCY_WINDOW`), in ms.
+    pub queue_time: Percentiles,
+    pub processing_time: Percentiles,
     pub last_error: Option<String>,
 }
 
@@ -64,7 +60,7 @@ pub struct QueueStatus {
     pub processing_requests: Vec<ProcessingRequest>,
 }
 
-pub(super) fn ms(d: Duration) -> f64 {
+fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -84,37 +80,41 @@ pub(super) fn queue(shared: &Shared, state: &PoolState) -> QueueStatus {
         queued_requests: state
             .queue
             .iter()
-            .map(|j| QueuedRequest {
-                id: j.request.id.clone(),
-                audio_file_path: display_path(&j.request.audio.path),
-                waiting_ms: ms(now - j.enqueued_at),
+            .map(|q| QueuedRequest {
+                id: q.job.request.id.clone(),
+                audio_file_path: display_path(&q.job.request.audio.path),
+                waiting_ms: ms(now - q.enqueued_at),
             })
             .collect(),
+        // In-flight requests are what busy workers hold.
         processing_requests: state
-            .running
+            .workers
             .iter()
-            .map(|r| ProcessingRequest {
-                id: r.request_id.clone(),
-                audio_file_path: r.path.clone(),
-                worker_id: r.worker_id.clone(),
-                running_ms: ms(now - r.started_at),
+            .filter_map(|w| w.busy().map(|b| (w, b)))
+            .map(|(w, b)| ProcessingRequest {
+                id: b.request.clone(),
+                audio_file_path: b.path.clone(),
+                worker_id: w.id.clone(),
+                running_ms: ms(now - b.started),
             })
             .collect(),
     }
 }
 
 pub(super) fn stats(shared: &Shared, state: &PoolState) -> PoolStats {
-    let total = state.slots.len();
-    let busy = state.running.len();
+    let total = state.workers.len();
+    let busy = state.busy();
     let t = &state.totals;
     PoolStats {
         total_workers: total,
-        available_workers: state.slots.iter().filter(|s| shared.available(s)).count(),
+        min_workers: shared.config.min_workers,
+        max_workers: shared.config.max_workers,
+        available_workers: state.workers.iter().filter(|w| w.is_ready()).count(),
         busy_workers: busy,
         loaded_workers: state
-            .slots
+            .workers
             .iter()
-            .filter(|s| s.ready && s.backend.is_persistent())
+            .filter(|w| w.status().model_loaded)
             .count(),
         queue_length: state.queue.len(),
         pool_utilization: if total == 0 {
@@ -131,6 +131,8 @@ pub(super) fn stats(shared: &Shared, state: &PoolState) -> PoolStats {
         average_processing_time_ms: average(t.processing_time, t.completed),
         average_queue_time_ms: average(t.queue_time, t.completed),
         average_latency_ms: average(t.processing_time + t.queue_time, t.completed),
+        queue_time: state.window.queue(),
+        processing_time: state.window.processing(),
         last_error: state.last_error.clone(),
     }
 }

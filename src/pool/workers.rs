@@ -1,12 +1,14 @@
-//! The workers' processes: creating workers, starting a persistent worker's
-//! server, watching it (exit, health checks), and replacing retired workers.
+//! Workers come and go: added (at start, to grow, to replace), started
+//! (persistent backends), watched (their process exiting, failing health
+//! checks), retired (failure, recycling, idleness, restart), and stopped.
 
-use super::{PoolState, Shared};
+use super::state::PoolState;
+use super::worker::{Phase, Retirement, WorkerRecord};
+use super::Shared;
 use crate::backend::Backend;
-use crate::cancel::{CancelReason, CancelToken};
+use crate::cancel::CancelReason;
 use crate::error::WhisperError;
-use crate::log::Logger;
-use crate::worker::{ProcessWorker, Retirement, WorkerState};
+use crate::events::Event;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,24 +16,23 @@ use std::time::Duration;
 
 /// Health checks that fail in a row before an idle server counts as hung.
 const UNHEALTHY_AFTER: u32 = 3;
-/// Starts of a replacement worker before the pool gives up on it.
-pub(super) const REPLACEMENT_START_ATTEMPTS: u32 = 3;
 
-pub(super) enum AfterStart {
-    Serve(Vec<super::Assignment>),
-    Unneeded,
-    Fail(Vec<super::Job>),
+/// How hard to try to start a worker's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempts {
+    /// At initialize(): a failure is the caller's to see at once.
+    Once,
+    /// A replacement or growth: retried with a growing pause.
+    Retried,
 }
 
-pub(super) struct Slot {
-    pub worker: ProcessWorker,
-    pub backend: Arc<Backend>,
-    pub log: Logger,
-    /// Its process is up: always for the cli backend; for a server, once its
-    /// model is loaded and its health check answers.
-    pub ready: bool,
-    /// Cancelled when the slot goes away; ends its monitor.
-    pub gone: CancelToken,
+impl Attempts {
+    fn count(self) -> u32 {
+        match self {
+            Attempts::Once => 1,
+            Attempts::Retried => 3,
+        }
+    }
 }
 
 impl Shared {
@@ -53,113 +54,169 @@ impl Shared {
         });
     }
 
-    /// Adds a worker. A persistent one is not ready until its process has
-    /// started; with `attempts` > 0 that start runs in the background (the
-    /// pool's first workers are started by `ProcessPool::start` instead).
+    pub(super) async fn wait_for_tasks(&self) {
+        self.changed
+            .wait_until(|| self.tasks.load(Ordering::SeqCst) == 0)
+            .await;
+    }
+
+    /// Adds a worker and returns its id. A persistent one starts its process
+    /// in the background and takes work once it is up.
     pub(super) fn add_worker(
         self: &Arc<Self>,
         state: &mut PoolState,
-        attempts: u32,
-    ) -> (String, Arc<Backend>) {
+        attempts: Attempts,
+    ) -> String {
         let id = format!("worker-{}", state.next_worker);
         state.next_worker += 1;
-        let backend = Arc::new((self.factory)(&id));
+        let backend = Arc::new(self.factory.make());
         let log = self.base_log.named(&format!("ProcessWorker:{id}"));
-        let ready = !backend.is_persistent();
         log.debug(format_args!("created"));
-        state.slots.push(Slot {
-            worker: ProcessWorker::new(id.clone()),
-            backend: backend.clone(),
-            log,
-            ready,
-            gone: CancelToken::default(),
-        });
-        if !ready && attempts > 0 {
-            let (shared, id, backend) = (self.clone(), id.clone(), backend.clone());
-            self.track(async move {
-                let _ = shared.start_worker(id, backend, attempts).await;
+        let record = WorkerRecord::new(id.clone(), backend.clone(), log);
+        let persistent = backend.is_persistent();
+        state.workers.push(record);
+        if persistent {
+            let (shared, worker) = (self.clone(), id.clone());
+            self.track(async move { shared.start_worker(worker, backend, attempts).await });
+        } else {
+            self.emit(Event::WorkerStarted {
+                worker_id: id.clone(),
+                pid: None,
             });
+            self.schedule_idle_check(state, &id);
         }
-        (id, backend)
+        id
     }
 
-    /// Starts a persistent worker's process, retrying with a growing pause.
-    /// On success the worker becomes ready and takes work; on failure it is
-    /// removed, and if no worker is left the queue fails with the error.
-    pub(super) async fn start_worker(
-        self: Arc<Self>,
-        id: String,
-        backend: Arc<Backend>,
-        attempts: u32,
-    ) -> Result<(), WhisperError> {
+    /// Starts a persistent worker's process. On success it takes work; on
+    /// failure it leaves, and if no worker is left the queue fails with the
+    /// error. shutdown() ends a start at once.
+    async fn start_worker(self: Arc<Self>, id: String, backend: Arc<Backend>, attempts: Attempts) {
         let mut attempt = 1;
         let result = loop {
-            match backend.start().await {
+            let started = tokio::select! {
+                r = backend.start() => r,
+                _ = self.stopping.cancelled() => Err(WhisperError::shutdown()),
+            };
+            match started {
                 Ok(()) => break Ok(()),
-                Err(e) if attempt < attempts && self.lock().accepting => {
+                Err(e) if attempt < attempts.count() && !is_final(&e) && self.lock().accepting => {
                     self.log
                         .warn(format_args!("{id} failed to start ({e}); retrying"));
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500 << attempt)) => {}
+                        _ = self.stopping.cancelled() => break Err(WhisperError::shutdown()),
+                    }
                     attempt += 1;
                 }
                 Err(e) => break Err(e),
             }
         };
-        match self.settle_start(&id, &backend, &result, attempts) {
-            AfterStart::Serve(assignments) => self.spawn_all(assignments),
-            AfterStart::Unneeded => backend.stop().await,
-            AfterStart::Fail(jobs) => {
-                let error = result.clone().expect_err("only failures fail jobs");
-                for job in jobs {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-            }
+        let (assignments, unneeded) = {
+            let mut state = self.lock();
+            self.settle_start(&mut state, &id, &backend, result, attempts)
+        };
+        if unneeded {
+            backend.stop().await;
         }
-        result
+        self.spawn_all(assignments);
+        self.changed.notify();
     }
 
-    /// Bookkeeping after a start attempt, under the lock.
+    /// Bookkeeping after a start attempt. Returns the work it can take, and
+    /// whether the started process is not needed after all.
     fn settle_start(
         self: &Arc<Self>,
+        state: &mut PoolState,
         id: &str,
         backend: &Arc<Backend>,
-        result: &Result<(), WhisperError>,
-        attempts: u32,
-    ) -> AfterStart {
-        let mut state = self.lock();
+        result: Result<(), WhisperError>,
+        attempts: Attempts,
+    ) -> (Vec<super::dispatch::Assignment>, bool) {
         let accepting = state.accepting;
-        match (result, state.slot_mut(id)) {
-            (Ok(()), Some(slot)) if accepting => {
-                slot.ready = true;
-                slot.worker.set_pid(backend.pid());
-                slot.worker.set_loaded(true);
-                slot.log.info(format_args!(
+        let exists = state.worker_mut(id).is_some();
+        match result {
+            Ok(()) if accepting && exists => {
+                let worker = state.worker_mut(id).expect("checked");
+                worker.phase = Phase::Ready;
+                worker.pid = backend.pid();
+                worker.log.info(format_args!(
                     "ready: whisper-server pid {} has the model loaded",
                     backend.pid().unwrap_or(0)
                 ));
-                let gone = slot.gone.clone();
+                let gone = worker.gone.clone();
                 self.spawn_monitor(id.to_owned(), backend.clone(), gone);
-                AfterStart::Serve(self.dispatch(&mut state))
+                self.emit(Event::WorkerStarted {
+                    worker_id: id.to_owned(),
+                    pid: backend.pid(),
+                });
+                self.schedule_idle_check(state, id);
+                (self.dispatch(state), false)
             }
             // Removed or shutting down while it started: it is not needed.
-            (Ok(()), _) => AfterStart::Unneeded,
-            (Err(e), _) => {
-                self.log.error(format_args!("{id} could not start: {e}"));
-                state.slots.retain(|s| s.worker.id() != id);
-                state.last_error = Some(e.to_string());
-                if state.slots.is_empty() && attempts > 1 {
-                    state.totals.failed += state.queue.len() as u64;
-                    AfterStart::Fail(state.queue.drain(..).collect())
-                } else {
-                    AfterStart::Fail(Vec::new())
+            Ok(()) => (Vec::new(), true),
+            Err(e) => {
+                state.workers.retain(|w| w.id != id);
+                state.start_failures.push((id.to_owned(), e.clone()));
+                if !accepting {
+                    return (Vec::new(), false);
                 }
+                self.log.error(format_args!("{id} could not start: {e}"));
+                state.last_error = Some(e.to_string());
+                if attempts == Attempts::Retried {
+                    // Nobody awaits this start: say so.
+                    self.emit(Event::Error { error: e.clone() });
+                }
+                if state.workers.is_empty() {
+                    // No worker left to serve the queue: it fails with the cause.
+                    for queued in std::mem::take(&mut state.queue) {
+                        state.totals.failed += 1;
+                        self.emit(Event::RequestFailed {
+                            request_id: queued.job.request.id.clone(),
+                            worker_id: None,
+                            error: e.clone(),
+                        });
+                        let _ = queued.job.reply.send(Err(e.clone()));
+                    }
+                }
+                (Vec::new(), false)
             }
         }
     }
 
-    /// Watches a ready persistent worker: its process exiting, or (while it
-    /// is idle) failing health checks, retires it.
-    fn spawn_monitor(self: &Arc<Self>, id: String, backend: Arc<Backend>, gone: CancelToken) {
+    /// Resolves when none of `ids` is starting any more; with the first of
+    /// their start failures, if any.
+    pub(super) async fn wait_started(&self, ids: &[String]) -> Result<(), WhisperError> {
+        self.changed
+            .wait_until(|| {
+                let state = self.lock();
+                !state
+                    .workers
+                    .iter()
+                    .any(|w| ids.contains(&w.id) && matches!(w.phase, Phase::Starting))
+            })
+            .await;
+        let mut state = self.lock();
+        let failure = state
+            .start_failures
+            .iter()
+            .find(|(id, _)| ids.contains(id))
+            .map(|(_, e)| e.clone());
+        state.start_failures.retain(|(id, _)| !ids.contains(id));
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Watches a ready persistent worker: its process exiting (or being
+    /// tampered with), or (while it is idle) failing health checks, retires it.
+    fn spawn_monitor(
+        self: &Arc<Self>,
+        id: String,
+        backend: Arc<Backend>,
+        gone: crate::cancel::CancelToken,
+    ) {
         let shared = self.clone();
         let interval = self.config.health_interval;
         self.runtime.spawn(async move {
@@ -167,11 +224,11 @@ impl Shared {
             let reason = loop {
                 tokio::select! {
                     _ = gone.cancelled() => return,
-                    detail = backend.exited() => break detail,
+                    detail = backend.lost() => break detail,
                     _ = tokio::time::sleep(interval) => {}
                 }
                 // A busy server is watched by its request's timeout instead.
-                if shared.is_processing(&id) || backend.health_check().await {
+                if shared.is_busy(&id) || backend.health_check().await {
                     failures = 0;
                     continue;
                 }
@@ -184,90 +241,159 @@ impl Shared {
         });
     }
 
-    fn is_processing(&self, id: &str) -> bool {
-        let mut state = self.lock();
-        state
-            .slot_mut(id)
-            .is_some_and(|s| s.worker.state() == WorkerState::Processing)
+    fn is_busy(&self, id: &str) -> bool {
+        self.lock()
+            .worker_mut(id)
+            .is_some_and(|w| w.busy().is_some())
     }
 
     /// Replaces an idle worker whose process died or hung. A busy one is left
     /// to its request, which fails and retires it.
     fn retire_idle(self: &Arc<Self>, id: &str, reason: &str) {
-        let mut state = self.lock();
-        let Some(slot) = state.slot_mut(id) else {
-            return;
+        let assignments = {
+            let mut state = self.lock();
+            let Some(worker) = state.worker_mut(id) else {
+                return;
+            };
+            if worker.busy().is_some() {
+                return;
+            }
+            worker.log.warn(format_args!("{reason}; replacing it"));
+            state.last_error = Some(format!("{id}: {reason}"));
+            self.remove(&mut state, id, Retirement::Failure);
+            self.dispatch(&mut state)
         };
-        if slot.worker.state() == WorkerState::Processing || slot.worker.is_retiring() {
-            return;
-        }
-        slot.log.warn(format_args!("{reason}; replacing it"));
-        slot.worker.retire(Retirement::Failure);
-        state.last_error = Some(format!("{id}: {reason}"));
-        self.replace_retired(&mut state);
-        let assignments = self.dispatch(&mut state);
-        drop(state);
         self.spawn_all(assignments);
     }
 
-    /// Swaps every retired worker that is not busy for a new one, and ends the
-    /// retired one's process.
-    pub(super) fn replace_retired(self: &Arc<Self>, state: &mut PoolState) {
-        let before = state.slots.len();
-        let (retired, kept): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut state.slots)
-            .into_iter()
-            .partition(|s| s.worker.is_retiring() && s.worker.state() != WorkerState::Processing);
-        state.slots = kept;
-        for mut slot in retired {
-            let why = slot.worker.retirement();
-            slot.worker.terminate();
-            slot.gone.cancel(CancelReason::Shutdown);
-            let backend = slot.backend.clone();
-            self.track(async move { backend.stop().await });
-            let id = slot.worker.id();
-            match why {
-                _ if !state.accepting => {}
-                Some(Retirement::Failure) => {
-                    state.totals.replaced_workers += 1;
-                    self.log.warn(format_args!("replacing {id}"));
-                }
-                Some(Retirement::Recycle) => {
-                    state.totals.recycled_workers += 1;
-                    self.log.info(format_args!("recycling {id}"));
-                }
-                _ => self.log.info(format_args!("replacing {id}")),
-            }
-        }
-        if state.accepting {
-            for _ in state.slots.len()..before.max(self.config.pool_size) {
-                self.add_worker(state, REPLACEMENT_START_ATTEMPTS);
-            }
-        }
-    }
-
-    /// Retires a worker that has served `maxRequestsPerWorker` requests.
-    pub(super) fn recycle_if_worn(&self, state: &mut PoolState, id: &str) {
-        let Some(max) = self.config.max_requests_per_worker else {
+    /// Takes a worker out of the pool, ends its process, and keeps the pool
+    /// at `min_workers`.
+    pub(super) fn remove(self: &Arc<Self>, state: &mut PoolState, id: &str, why: Retirement) {
+        let Some(pos) = state.workers.iter().position(|w| w.id == id) else {
             return;
         };
-        if let Some(slot) = state.slot_mut(id) {
-            if slot.worker.served() >= max {
-                slot.worker.retire(Retirement::Recycle);
+        let mut worker = state.workers.remove(pos);
+        worker.terminate();
+        let backend = worker.backend.clone();
+        self.track(async move { backend.stop().await });
+        match why {
+            Retirement::Failure => {
+                state.totals.replaced_workers += 1;
+                self.log.warn(format_args!("replacing {id}"));
+            }
+            Retirement::Recycle => {
+                state.totals.recycled_workers += 1;
+                self.log.info(format_args!("recycling {id}"));
+            }
+            Retirement::Idle => self.log.info(format_args!("{id} was idle; retired")),
+            Retirement::Restart | Retirement::Shutdown => {}
+        }
+        self.emit(Event::WorkerExited {
+            worker_id: id.to_owned(),
+            reason: why.exit_reason(),
+        });
+        if state.accepting && !matches!(why, Retirement::Restart | Retirement::Shutdown) {
+            while state.workers.len() < self.config.min_workers {
+                self.add_worker(state, Attempts::Retried);
             }
         }
+        self.changed.notify();
     }
 
-    /// Ends every worker's process (shutdown). Returns when all are reaped.
-    pub(super) async fn stop_all(self: &Arc<Self>) {
+    /// After `idle_timeout`, retires the worker if it is still idle since now
+    /// and the pool is above `min_workers`.
+    pub(super) fn schedule_idle_check(self: &Arc<Self>, state: &PoolState, id: &str) {
+        let Some(timeout) = self.config.idle_timeout else {
+            return;
+        };
+        let Some(round) = state
+            .workers
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.idle_round)
+        else {
+            return;
+        };
+        let (shared, id) = (self.clone(), id.to_owned());
+        self.runtime.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let mut state = shared.lock();
+            let still_idle = state
+                .workers
+                .iter()
+                .any(|w| w.id == id && w.is_ready() && w.idle_round == round);
+            if still_idle && state.accepting && state.workers.len() > shared.config.min_workers {
+                shared.remove(&mut state, &id, Retirement::Idle);
+            }
+        });
+    }
+
+    /// Retires every worker: idle ones now, busy ones once their request is
+    /// sent back to the queue. Adds as many fresh ones. Returns the old and
+    /// the new workers' ids.
+    pub(super) fn begin_restart(self: &Arc<Self>) -> (Vec<String>, Vec<String>) {
+        let assignments;
+        let ids = {
+            let mut state = self.lock();
+            let old: Vec<String> = state.workers.iter().map(|w| w.id.clone()).collect();
+            let size = old
+                .len()
+                .clamp(self.config.min_workers.max(1), self.config.max_workers);
+            for id in &old {
+                let worker = state.worker_mut(id).expect("listed");
+                match worker.busy() {
+                    Some(b) => {
+                        b.cancel.cancel(CancelReason::Restart);
+                        worker.retire_after(Retirement::Restart);
+                    }
+                    None => self.remove(&mut state, id, Retirement::Restart),
+                }
+            }
+            let new: Vec<String> = (0..size)
+                .map(|_| self.add_worker(&mut state, Attempts::Once))
+                .collect();
+            assignments = self.dispatch(&mut state);
+            (old, new)
+        };
+        self.spawn_all(assignments);
+        ids
+    }
+
+    /// Stops accepting, rejects the queue, ends running requests and every
+    /// worker, and returns when no task and no process is left.
+    pub(super) async fn shutdown(self: &Arc<Self>) {
+        let rejected = {
+            let mut state = self.lock();
+            state.accepting = false;
+            self.stopping.cancel(CancelReason::Shutdown);
+            for w in &state.workers {
+                if let Some(b) = w.busy() {
+                    b.cancel.cancel(CancelReason::Shutdown);
+                }
+            }
+            std::mem::take(&mut state.queue)
+        };
+        self.log.info(format_args!(
+            "shutting down: {} queued requests rejected",
+            rejected.len()
+        ));
+        for queued in rejected {
+            self.settle_unrun(queued, WhisperError::shutdown());
+        }
+        self.wait_for_tasks().await;
         let backends: Vec<Arc<Backend>> = {
             let mut state = self.lock();
             state
-                .slots
+                .workers
                 .iter_mut()
-                .map(|s| {
-                    s.worker.terminate();
-                    s.gone.cancel(CancelReason::Shutdown);
-                    s.backend.clone()
+                .filter(|w| !matches!(w.phase, Phase::Terminated))
+                .map(|w| {
+                    w.terminate();
+                    self.emit(Event::WorkerExited {
+                        worker_id: w.id.clone(),
+                        reason: crate::events::ExitReason::Shutdown,
+                    });
+                    w.backend.clone()
                 })
                 .collect()
         };
@@ -275,11 +401,16 @@ impl Shared {
             self.track(async move { backend.stop().await });
         }
         self.wait_for_tasks().await;
+        self.log.info(format_args!("shut down"));
     }
+}
 
-    pub(super) async fn wait_for_tasks(&self) {
-        self.changed
-            .wait_until(|| self.tasks.load(Ordering::SeqCst) == 0)
-            .await;
-    }
+/// A start failure that trying again cannot fix.
+fn is_final(e: &WhisperError) -> bool {
+    matches!(
+        e,
+        WhisperError::ModelLoad { .. }
+            | WhisperError::WhisperNotFound { .. }
+            | WhisperError::Shutdown { .. }
+    )
 }

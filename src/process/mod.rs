@@ -102,19 +102,22 @@ pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
     })
 }
 
+/// How to end a process group.
 #[derive(Debug, Clone, Copy)]
-pub enum Signal {
-    Term,
-    Kill,
+pub enum Kill {
+    /// SIGTERM: a chance to clean up.
+    Gracefully,
+    /// SIGKILL.
+    Now,
 }
 
-/// Signals the process group the child leads (the child and anything it started).
-pub fn signal_group(pid: u32, signal: Signal) {
+/// Ends the process group the child leads (the child and anything it started).
+pub fn kill_group(pid: u32, how: Kill) {
     #[cfg(unix)]
     {
-        let sig = match signal {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
+        let sig = match how {
+            Kill::Gracefully => libc::SIGTERM,
+            Kill::Now => libc::SIGKILL,
         };
         // Negative pid: the whole group.
         unsafe {
@@ -128,7 +131,7 @@ pub fn signal_group(pid: u32, signal: Signal) {
         use windows_sys::Win32::System::Threading::{
             OpenProcess, TerminateProcess, PROCESS_TERMINATE,
         };
-        let _ = signal;
+        let _ = how;
         // SAFETY: opens, terminates and closes a handle to the process.
         unsafe {
             let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
@@ -146,13 +149,13 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
         let _ = wait(child).await;
         return;
     };
-    signal_group(pid, Signal::Term);
+    kill_group(pid, Kill::Gracefully);
     if tokio::time::timeout(grace, wait(child)).await.is_err() {
-        signal_group(pid, Signal::Kill);
+        kill_group(pid, Kill::Now);
         let _ = wait(child).await;
     } else {
         // The leader is gone; anything left in its group goes too.
-        signal_group(pid, Signal::Kill);
+        kill_group(pid, Kill::Now);
     }
 }
 

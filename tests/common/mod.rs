@@ -5,7 +5,8 @@
 
 use persistent_whisper::engine::{Engine, Submitted};
 use persistent_whisper::error::WhisperError;
-use persistent_whisper::options::{EngineOptions, RawEngineOptions, TranscribeOptions};
+use persistent_whisper::events;
+use persistent_whisper::options::{BackendKind, EngineOptions, TranscribeOptions};
 use persistent_whisper::pool::Reply;
 use std::path::{Path, PathBuf};
 
@@ -61,10 +62,10 @@ impl Scratch {
     }
 
     /// Options for the server backend, with the fake whisper-server.
-    pub fn server_options(&self, pool_size: usize) -> RawEngineOptions {
-        RawEngineOptions {
-            backend: Some("server".into()),
-            server_path: Some(FAKE_SERVER.to_owned()),
+    pub fn server_options(&self, pool_size: usize) -> EngineOptions {
+        EngineOptions {
+            backend: BackendKind::Server,
+            server_path: Some(FAKE_SERVER.into()),
             ..self.options(pool_size)
         }
     }
@@ -74,19 +75,17 @@ impl Scratch {
         std::fs::write(self.dir.join("server-start"), directive).unwrap();
     }
 
-    pub fn options(&self, pool_size: usize) -> RawEngineOptions {
-        RawEngineOptions {
-            model_path: Some(self.dir.join("model.bin").to_str().unwrap().to_owned()),
-            whisper_path: Some(FAKE_WHISPER.to_owned()),
-            pool_size: Some(pool_size as f64),
-            log_level: Some("silent".into()),
-            ..Default::default()
+    pub fn options(&self, pool_size: usize) -> EngineOptions {
+        EngineOptions {
+            whisper_path: Some(FAKE_WHISPER.into()),
+            log_level: persistent_whisper::log::LogLevel::Silent,
+            ..EngineOptions::new(self.dir.join("model.bin")).with_pool_size(pool_size)
         }
     }
 
     /// An initialized engine whose fake whisper logs to this scratch folder.
-    pub async fn engine(&self, raw: RawEngineOptions) -> Engine {
-        let engine = Engine::new(EngineOptions::from_raw(raw).unwrap(), None);
+    pub async fn engine(&self, options: EngineOptions) -> Engine {
+        let engine = new_engine(options);
         engine.initialize().await.unwrap();
         engine
     }
@@ -117,17 +116,25 @@ impl Scratch {
     }
 
     /// An engine whose initialize() result is the caller's to check.
-    pub async fn try_engine(&self, raw: RawEngineOptions) -> (Engine, Result<(), WhisperError>) {
-        let engine = Engine::new(EngineOptions::from_raw(raw).unwrap(), None);
+    pub async fn try_engine(&self, options: EngineOptions) -> (Engine, Result<(), WhisperError>) {
+        let engine = new_engine(options);
         let result = engine.initialize().await;
         (engine, result)
     }
 }
 
+/// An engine on the current runtime, not yet initialized.
+pub fn new_engine(options: EngineOptions) -> Engine {
+    Engine::new(
+        options.finish().unwrap(),
+        &tokio::runtime::Handle::current(),
+        None,
+        events::ignore(),
+    )
+}
+
 pub fn submit(engine: &Engine, path: &str) -> Submitted {
-    engine
-        .transcribe(path, TranscribeOptions::default())
-        .unwrap()
+    engine.transcribe(path.to_owned(), TranscribeOptions::default())
 }
 
 pub async fn settle(s: Submitted) -> Reply {

@@ -1,147 +1,17 @@
-//! JS-facing types (`#[napi(object)]`, which also generate index.d.ts) and
-//! their conversions to and from the core's types.
+//! What JavaScript gets back (`#[napi(object)]`, which also generates
+//! index.d.ts), converted from the core's types.
 
 use crate::engine::EngineStatus as CoreEngineStatus;
-use crate::error::WhisperError;
+use crate::events::Event;
 use crate::locate::Located;
-use crate::options::{RawEngineOptions, RawTranscribeOptions};
 use crate::pool::{
-    PoolStats as CorePoolStats, QueueStatus as CoreQueueStatus, TranscriptionResult as CoreResult,
+    Percentiles, PoolStats as CorePoolStats, QueueStatus as CoreQueueStatus,
+    TranscriptionResult as CoreResult, WorkerStatus as CoreWorkerStatus,
 };
-use crate::worker::WorkerStatus as CoreWorkerStatus;
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// The JS Error for a core error: `message` says what to do, `code` is stable.
-pub fn to_js_error(env: &Env, error: &WhisperError) -> Error {
-    let made = env
-        .create_error(Error::new(Status::GenericFailure, error.to_string()))
-        .and_then(|mut obj| {
-            obj.set("code", error.code())?;
-            Ok(Error::from(obj.to_unknown()))
-        });
-    made.unwrap_or_else(|e| e)
-}
-
-/// napi's own conversion messages ("Missing field `modelPath`", "... on
-/// PersistentWhisperOptions.poolSize") turned into a coded error naming the option.
-pub fn conversion_error(reason: &str) -> WhisperError {
-    if let Some(field) = reason
-        .strip_prefix("Missing field `")
-        .and_then(|r| r.strip_suffix('`'))
-    {
-        return WhisperError::invalid(field, "is required");
-    }
-    let field = [" on PersistentWhisperOptions.", " on TranscribeOptions."]
-        .iter()
-        .find_map(|struct_name| reason.rsplit_once(struct_name));
-    match field {
-        Some((what, field)) => WhisperError::invalid(field, format!("has the wrong type ({what})")),
-        None => WhisperError::invalid("options", reason),
-    }
-}
-
-/// Thrown synchronously (constructor): napi sets `code` from the status string.
-pub fn to_thrown(error: WhisperError) -> Error<&'static str> {
-    Error::new(error.code(), error.to_string())
-}
-
-#[napi(object)]
-pub struct PersistentWhisperOptions {
-    /// Path of a ggml whisper model, e.g. `.whisper/models/ggml-tiny.en.bin`.
-    pub model_path: String,
-    /// whisper-cli binary. Default: $WHISPER_CLI_PATH, then this checkout's
-    /// provisioned build (`npm run setup`), then `whisper-cli` on the PATH.
-    pub whisper_path: Option<String>,
-    /// whisper-server binary (backend 'server'). Default: $WHISPER_SERVER_PATH,
-    /// then beside `whisperPath`, then the provisioned build, then the PATH.
-    pub server_path: Option<String>,
-    /// How a worker runs whisper. 'cli' (default): one whisper-cli process per
-    /// request. 'server': one whisper-server per worker, model loaded once.
-    #[napi(ts_type = "'cli' | 'server'")]
-    pub backend: Option<String>,
-    /// Backend 'server': first port to try for the workers' servers on
-    /// 127.0.0.1 (ports in use are skipped). Default: ports the OS picks.
-    pub base_port: Option<f64>,
-    /// Backend 'server': milliseconds between health checks of an idle
-    /// worker's server; three failures in a row replace it. Default 5000.
-    pub health_check_interval: Option<f64>,
-    /// Worker processes. Default 3.
-    pub pool_size: Option<f64>,
-    /// Milliseconds one request may run before its process is killed.
-    /// Default: 30 s plus the audio's duration times a factor that grows with
-    /// the model's size (3x for tiny.en, 6x for base); see README.
-    pub timeout: Option<f64>,
-    /// whisper threads per worker. Default max(1, floor(cpus / poolSize)).
-    pub threads: Option<f64>,
-    /// Spoken language code, or 'auto' to detect it. Default 'en'.
-    pub language: Option<String>,
-    /// Requests that may wait for a worker; beyond it transcribe() rejects
-    /// with ERR_QUEUE_FULL. Default 1000.
-    pub max_queue_size: Option<f64>,
-    /// Failed requests in a row after which a worker is replaced. Default 3.
-    pub max_consecutive_failures: Option<f64>,
-    /// Replace a worker (and its process) after it has served this many
-    /// requests, for memory hygiene. Default: never.
-    pub max_requests_per_worker: Option<f64>,
-    /// Passed to whisper-cli verbatim (e.g. ['-bs', '1']); flags the engine
-    /// sets itself are refused.
-    pub extra_args: Option<Vec<String>>,
-    /// Default 'warn': quiet while things work.
-    #[napi(ts_type = "'silent' | 'error' | 'warn' | 'info' | 'debug'")]
-    pub log_level: Option<String>,
-}
-
-impl From<PersistentWhisperOptions> for RawEngineOptions {
-    fn from(o: PersistentWhisperOptions) -> Self {
-        RawEngineOptions {
-            model_path: Some(o.model_path),
-            whisper_path: o.whisper_path,
-            server_path: o.server_path,
-            backend: o.backend,
-            base_port: o.base_port,
-            health_check_interval: o.health_check_interval,
-            pool_size: o.pool_size,
-            timeout: o.timeout,
-            threads: o.threads,
-            language: o.language,
-            max_queue_size: o.max_queue_size,
-            max_consecutive_failures: o.max_consecutive_failures,
-            max_requests_per_worker: o.max_requests_per_worker,
-            extra_args: o.extra_args,
-            log_level: o.log_level,
-        }
-    }
-}
-
-#[napi(object)]
-pub struct TranscribeOptions<'a> {
-    /// Overrides the engine's language for this request.
-    pub language: Option<String>,
-    /// Overrides the engine's timeout (ms) for this request.
-    pub timeout: Option<f64>,
-    /// 'high' requests (dictation) go before queued 'normal' ones; FIFO within
-    /// a priority. Default 'normal'.
-    #[napi(ts_type = "'high' | 'normal'")]
-    pub priority: Option<String>,
-    /// Aborting it rejects the request with ERR_ABORTED: a queued request
-    /// leaves the queue, a running one has its whisper work stopped.
-    #[napi(ts_type = "AbortSignal")]
-    pub signal: Option<Object<'a>>,
-}
-
-impl TranscribeOptions<'_> {
-    pub fn raw(&self) -> RawTranscribeOptions {
-        RawTranscribeOptions {
-            language: self.language.clone(),
-            timeout: self.timeout,
-            priority: self.priority.clone(),
-        }
-    }
 }
 
 #[napi(object)]
@@ -222,7 +92,10 @@ impl From<CoreWorkerStatus> for WorkerStatus {
 
 #[napi(object)]
 pub struct PoolStats {
+    /// The current size, between minWorkers and maxWorkers.
     pub total_workers: u32,
+    pub min_workers: u32,
+    pub max_workers: u32,
     pub available_workers: u32,
     pub busy_workers: u32,
     /// Workers whose whisper-server has the model loaded ('server').
@@ -243,12 +116,33 @@ pub struct PoolStats {
     pub average_queue_time: f64,
     /// Queue time plus processing time.
     pub average_latency: f64,
+    /// Milliseconds in the queue over the last 1000 completed requests
+    /// (nearest-rank percentiles).
+    pub queue_time_p50: f64,
+    pub queue_time_p95: f64,
+    pub queue_time_p99: f64,
+    /// Milliseconds of processing over the last 1000 completed requests.
+    pub processing_time_p50: f64,
+    pub processing_time_p95: f64,
+    pub processing_time_p99: f64,
 }
 
 impl From<CorePoolStats> for PoolStats {
     fn from(s: CorePoolStats) -> Self {
+        let Percentiles {
+            p50: q50,
+            p95: q95,
+            p99: q99,
+        } = s.queue_time;
+        let Percentiles {
+            p50: r50,
+            p95: r95,
+            p99: r99,
+        } = s.processing_time;
         PoolStats {
             total_workers: s.total_workers as u32,
+            min_workers: s.min_workers as u32,
+            max_workers: s.max_workers as u32,
             available_workers: s.available_workers as u32,
             busy_workers: s.busy_workers as u32,
             loaded_workers: s.loaded_workers as u32,
@@ -263,6 +157,12 @@ impl From<CorePoolStats> for PoolStats {
             average_processing_time: s.average_processing_time_ms,
             average_queue_time: s.average_queue_time_ms,
             average_latency: s.average_latency_ms,
+            queue_time_p50: q50,
+            queue_time_p95: q95,
+            queue_time_p99: q99,
+            processing_time_p50: r50,
+            processing_time_p95: r95,
+            processing_time_p99: r99,
         }
     }
 }
@@ -282,7 +182,11 @@ pub struct EngineStatus {
     pub available_workers: u32,
     pub pool_utilization: f64,
     pub backend: String,
+    /// Threads a request gets: the fixed count, or with a thread budget
+    /// (threadBudget) what a lone request gets, every core.
     pub threads_per_worker: u32,
+    /// Each request gets the cores that running requests leave free.
+    pub thread_budget: bool,
     /// The whisper program the workers run (once initialized), and where it was found.
     pub program: Option<ProgramStatus>,
 }
@@ -325,6 +229,7 @@ impl From<CoreEngineStatus> for EngineStatus {
             pool_utilization: s.pool_utilization,
             backend: s.backend.to_owned(),
             threads_per_worker: s.threads_per_worker as u32,
+            thread_budget: s.thread_budget,
             program: s.program.map(Into::into),
         }
     }
@@ -379,6 +284,97 @@ impl From<CoreQueueStatus> for QueueStatus {
                     running_time: r.running_ms,
                 })
                 .collect(),
+        }
+    }
+}
+
+/// One event for the JS layer (lib/index.js), which emits it under `type`
+/// with the other fields that are set.
+#[napi(object)]
+pub struct EngineEvent {
+    #[napi(
+        ts_type = "'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'queueFull' | 'drain' | 'error'"
+    )]
+    pub r#type: String,
+    pub worker_id: Option<String>,
+    pub pid: Option<u32>,
+    #[napi(ts_type = "'replaced' | 'recycled' | 'idle' | 'shutdown'")]
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub queue_time_ms: Option<f64>,
+    pub processing_time_ms: Option<f64>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub max_queue_size: Option<u32>,
+}
+
+impl EngineEvent {
+    fn named(kind: &str) -> Self {
+        EngineEvent {
+            r#type: kind.to_owned(),
+            worker_id: None,
+            pid: None,
+            reason: None,
+            request_id: None,
+            queue_time_ms: None,
+            processing_time_ms: None,
+            code: None,
+            message: None,
+            max_queue_size: None,
+        }
+    }
+}
+
+impl From<Event> for EngineEvent {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::WorkerStarted { worker_id, pid } => EngineEvent {
+                worker_id: Some(worker_id),
+                pid,
+                ..EngineEvent::named("workerStarted")
+            },
+            Event::WorkerExited { worker_id, reason } => EngineEvent {
+                worker_id: Some(worker_id),
+                reason: Some(reason.as_str().to_owned()),
+                ..EngineEvent::named("workerExited")
+            },
+            Event::RequestCompleted {
+                request_id,
+                worker_id,
+                queue_time,
+                processing_time,
+            } => EngineEvent {
+                request_id: Some(request_id),
+                worker_id: Some(worker_id),
+                queue_time_ms: Some(ms(queue_time)),
+                processing_time_ms: Some(ms(processing_time)),
+                ..EngineEvent::named("requestCompleted")
+            },
+            Event::RequestFailed {
+                request_id,
+                worker_id,
+                error,
+            } => EngineEvent {
+                request_id: Some(request_id),
+                worker_id,
+                code: Some(error.code().to_owned()),
+                message: Some(error.to_string()),
+                ..EngineEvent::named("requestFailed")
+            },
+            Event::QueueFull {
+                request_id,
+                max_queue_size,
+            } => EngineEvent {
+                request_id: Some(request_id),
+                max_queue_size: Some(max_queue_size as u32),
+                ..EngineEvent::named("queueFull")
+            },
+            Event::Drain => EngineEvent::named("drain"),
+            Event::Error { error } => EngineEvent {
+                code: Some(error.code().to_owned()),
+                message: Some(error.to_string()),
+                ..EngineEvent::named("error")
+            },
         }
     }
 }

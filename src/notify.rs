@@ -1,12 +1,12 @@
-//! A "something changed" signal that async code can wait on without missing
-//! a notification that lands between its check and its wait.
+//! "Something changed": async code waits on it for a condition, without
+//! missing a notification that lands between its check and its wait.
 
 use tokio::sync::Notify;
 
 #[derive(Default)]
-pub struct Signal(Notify);
+pub struct Changed(Notify);
 
-impl Signal {
+impl Changed {
     pub fn notify(&self) {
         self.0.notify_waiters();
     }

@@ -1,0 +1,109 @@
+//! One place that turns the validated options into workers' backends.
+
+use super::cli::CliBackend;
+use super::server::{ServerBackend, ServerConfig};
+use super::Backend;
+use crate::options::{available_cpus, BackendKind, EngineOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How many threads a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The caller chose, or the program fixes its threads when it starts.
+    Fixed(usize),
+    /// Per request: the cores that running requests leave free (at least
+    /// one), so a lone request gets all of them.
+    Budget { cores: usize },
+}
+
+impl Threads {
+    /// Threads for a request that starts while `in_use` threads run.
+    pub fn for_request(self, in_use: usize) -> usize {
+        match self {
+            Threads::Fixed(n) => n,
+            Threads::Budget { cores } => cores.saturating_sub(in_use).max(1),
+        }
+    }
+}
+
+/// Makes each new worker's backend.
+#[derive(Clone)]
+pub struct BackendFactory {
+    make: Arc<dyn Fn() -> Backend + Send + Sync>,
+    pub threads: Threads,
+    /// Its backends own a process that must start before they take work.
+    pub persistent: bool,
+}
+
+impl BackendFactory {
+    pub fn make(&self) -> Backend {
+        (self.make)()
+    }
+
+    fn new(
+        threads: Threads,
+        persistent: bool,
+        make: impl Fn() -> Backend + Send + Sync + 'static,
+    ) -> Self {
+        BackendFactory {
+            make: Arc::new(make),
+            threads,
+            persistent,
+        }
+    }
+}
+
+/// The backend the options ask for, running `program` with a model of `model_bytes`.
+pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> BackendFactory {
+    let cores = available_cpus();
+    match options.backend {
+        BackendKind::Cli => {
+            let cli = CliBackend {
+                program,
+                model: options.model_path.clone(),
+                extra_args: options.extra_args.clone(),
+            };
+            BackendFactory::new(
+                options
+                    .threads
+                    .map_or(Threads::Budget { cores }, Threads::Fixed),
+                false,
+                move || Backend::Cli(cli.clone()),
+            )
+        }
+        BackendKind::Server => {
+            // A server's threads are fixed when it starts; each gets every
+            // core (OpenMP's idle threads sleep, so concurrent servers share
+            // them), and a lone request is not held to a share.
+            let threads = options.threads.unwrap_or(cores);
+            let config = Arc::new(ServerConfig {
+                program,
+                model: options.model_path.clone(),
+                model_bytes,
+                threads,
+                server_args: options.server_args.clone(),
+                decoding: options.decoding.clone(),
+                ports: super::server::Ports::new(options.base_port),
+            });
+            BackendFactory::new(Threads::Fixed(threads), true, move || {
+                Backend::Server(ServerBackend::new(config.clone()))
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_request_gets_every_core_and_later_ones_what_is_left() {
+        let budget = Threads::Budget { cores: 8 };
+        assert_eq!(budget.for_request(0), 8);
+        assert_eq!(budget.for_request(6), 2);
+        assert_eq!(budget.for_request(8), 1, "never fewer than one");
+        assert_eq!(budget.for_request(20), 1);
+        assert_eq!(Threads::Fixed(3).for_request(7), 3);
+    }
+}

@@ -1,0 +1,78 @@
+//! getStatus(): the engine's state and its pool's statistics.
+
+use crate::locate::Located;
+use crate::pool::PoolStats;
+
+#[derive(Debug, Clone)]
+pub struct EngineStatus {
+    pub is_running: bool,
+    pub is_ready: bool,
+    pub model_loaded: bool,
+    pub requests_processed: u64,
+    pub average_latency_ms: f64,
+    pub last_error: Option<String>,
+    pub pool_stats: Option<PoolStats>,
+    pub worker_count: usize,
+    pub available_workers: usize,
+    pub pool_utilization: f64,
+    pub backend: &'static str,
+    /// Threads a request gets: fixed, or (with a budget) what a lone request gets.
+    pub threads_per_worker: usize,
+    /// Requests get the cores that running requests leave free.
+    pub thread_budget: bool,
+    /// The whisper program the workers run, once initialized.
+    pub program: Option<Located>,
+}
+
+impl EngineStatus {
+    /// The status of an engine whose task has ended.
+    pub fn gone() -> Self {
+        EngineStatus {
+            is_running: false,
+            is_ready: false,
+            model_loaded: false,
+            requests_processed: 0,
+            average_latency_ms: 0.0,
+            last_error: None,
+            pool_stats: None,
+            worker_count: 0,
+            available_workers: 0,
+            pool_utilization: 0.0,
+            backend: "",
+            threads_per_worker: 0,
+            thread_budget: false,
+            program: None,
+        }
+    }
+
+    pub fn new(
+        running: bool,
+        ready: bool,
+        stats: Option<PoolStats>,
+        backend: &'static str,
+        threads: crate::backend::Threads,
+        program: Option<Located>,
+    ) -> Self {
+        let s = stats.as_ref();
+        let (threads_per_worker, thread_budget) = match threads {
+            crate::backend::Threads::Fixed(n) => (n, false),
+            crate::backend::Threads::Budget { cores } => (cores, true),
+        };
+        EngineStatus {
+            is_running: running,
+            is_ready: ready,
+            model_loaded: s.is_some_and(|s| s.loaded_workers > 0),
+            requests_processed: s.map_or(0, |s| s.total_requests_processed),
+            average_latency_ms: s.map_or(0.0, |s| s.average_latency_ms),
+            last_error: s.and_then(|s| s.last_error.clone()),
+            worker_count: s.map_or(0, |s| s.total_workers),
+            available_workers: s.map_or(0, |s| s.available_workers),
+            pool_utilization: s.map_or(0.0, |s| s.pool_utilization),
+            pool_stats: stats,
+            backend,
+            threads_per_worker,
+            thread_budget,
+            program,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What the engine tells its listeners as it works (JavaScript's
+//! EventEmitter events). Events are emitted in the order the state changes
+//! happen; a sink must not block.
+
+use crate::error::WhisperError;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a worker left the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// It crashed, hung, timed out or failed too often, or restart() replaced it.
+    Replaced,
+    /// It served `maxRequestsPerWorker` requests.
+    Recycled,
+    /// It was idle for `idleTimeout` with more than `minWorkers` in the pool.
+    Idle,
+    /// shutdown().
+    Shutdown,
+}
+
+impl ExitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Replaced => "replaced",
+            ExitReason::Recycled => "recycled",
+            ExitReason::Idle => "idle",
+            ExitReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A worker took its place in the pool (for a persistent backend: its
+    /// process is up with the model loaded).
+    WorkerStarted { worker_id: String, pid: Option<u32> },
+    WorkerExited {
+        worker_id: String,
+        reason: ExitReason,
+    },
+    RequestCompleted {
+        request_id: String,
+        worker_id: String,
+        queue_time: Duration,
+        processing_time: Duration,
+    },
+    /// Every rejection of a transcribe(), with its code.
+    RequestFailed {
+        request_id: String,
+        worker_id: Option<String>,
+        error: WhisperError,
+    },
+    /// A request was refused because `maxQueueSize` requests wait.
+    QueueFull {
+        request_id: String,
+        max_queue_size: usize,
+    },
+    /// The queue is empty and every worker idle.
+    Drain,
+    /// A failure in the background that no Promise reports, such as a
+    /// worker that cannot be restarted.
+    Error { error: WhisperError },
+}
+
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// A sink that drops everything (no listeners).
+pub fn ignore() -> EventSink {
+    Arc::new(|_| {})
+}

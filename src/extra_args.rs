@@ -1,0 +1,176 @@
+//! Which whisper flags a caller may add through `extraArgs`: an allow-list
+//! per backend. Anything else could undo what the engine guarantees (a
+//! server on every interface with `--host 0.0.0.0`, files served with
+//! `--public`, output where the engine does not read it), so it is refused.
+
+use crate::error::{Result, WhisperError};
+use crate::options::BackendKind;
+
+/// Whether a flag takes a value after it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    Nothing,
+    Value,
+}
+
+/// (short, long, takes a value): flags both whisper-cli and whisper-server accept.
+const COMMON: &[(&str, &str, Takes)] = &[
+    // Decoding (sent with each request to whisper-server; see decoding.rs).
+    ("-bs", "--beam-size", Takes::Value),
+    ("-bo", "--best-of", Takes::Value),
+    ("-tp", "--temperature", Takes::Value),
+    ("-tpi", "--temperature-inc", Takes::Value),
+    ("-et", "--entropy-thold", Takes::Value),
+    ("-lpt", "--logprob-thold", Takes::Value),
+    ("-nth", "--no-speech-thold", Takes::Value),
+    ("-wt", "--word-thold", Takes::Value),
+    ("-mc", "--max-context", Takes::Value),
+    ("-ml", "--max-len", Takes::Value),
+    ("-ac", "--audio-ctx", Takes::Value),
+    ("-sow", "--split-on-word", Takes::Nothing),
+    ("-tr", "--translate", Takes::Nothing),
+    ("-nt", "--no-timestamps", Takes::Nothing),
+    ("-sns", "--suppress-nst", Takes::Nothing),
+    ("-nf", "--no-fallback", Takes::Nothing),
+    ("", "--prompt", Takes::Value),
+    ("", "--carry-initial-prompt", Takes::Nothing),
+    // What part of the audio, and how.
+    ("-ot", "--offset-t", Takes::Value),
+    ("-on", "--offset-n", Takes::Value),
+    ("-d", "--duration", Takes::Value),
+    ("-di", "--diarize", Takes::Nothing),
+    ("-tdrz", "--tinydiarize", Takes::Nothing),
+    ("-dtw", "--dtw", Takes::Value),
+    // Hardware.
+    ("-fa", "--flash-attn", Takes::Nothing),
+    ("-nfa", "--no-flash-attn", Takes::Nothing),
+    ("-ng", "--no-gpu", Takes::Nothing),
+    ("-dev", "--device", Takes::Value),
+    // Voice activity detection.
+    ("", "--vad", Takes::Nothing),
+    ("-vm", "--vad-model", Takes::Value),
+    ("-vt", "--vad-threshold", Takes::Value),
+    ("-vspd", "--vad-min-speech-duration-ms", Takes::Value),
+    ("-vsd", "--vad-min-silence-duration-ms", Takes::Value),
+    ("-vmsd", "--vad-max-speech-duration-s", Takes::Value),
+    ("-vp", "--vad-speech-pad-ms", Takes::Value),
+    ("-vo", "--vad-samples-overlap", Takes::Value),
+];
+
+/// Flags only whisper-cli has.
+const CLI_ONLY: &[(&str, &str, Takes)] = &[("", "--suppress-regex", Takes::Value)];
+
+/// Flags the engine sets itself, and the option to use instead.
+const SET_BY_ENGINE: &[(&str, &str)] = &[
+    ("-m", "modelPath"),
+    ("--model", "modelPath"),
+    ("-f", "the path given to transcribe()"),
+    ("--file", "the path given to transcribe()"),
+    ("-t", "threads"),
+    ("--threads", "threads"),
+    ("-l", "language"),
+    ("--language", "language"),
+    ("-p", "poolSize (workers run in parallel)"),
+    ("--processors", "poolSize (workers run in parallel)"),
+    ("--host", "nothing: servers listen on 127.0.0.1 only"),
+    ("--port", "basePort"),
+    (
+        "--request-path",
+        "nothing: the engine's secret route prefix",
+    ),
+];
+
+fn lookup(flag: &str, backend: BackendKind) -> Option<Takes> {
+    let cli_only: &[_] = match backend {
+        BackendKind::Cli => CLI_ONLY,
+        BackendKind::Server => &[],
+    };
+    COMMON
+        .iter()
+        .chain(cli_only)
+        .find(|(short, long, _)| flag == *long || (!short.is_empty() && flag == *short))
+        .map(|(_, _, takes)| *takes)
+}
+
+/// Refuses any flag not on the backend's allow-list, and a flag missing its value.
+pub fn check(args: &[String], backend: BackendKind) -> Result<()> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if let Some((_, instead)) = SET_BY_ENGINE.iter().find(|(f, _)| *f == arg) {
+            return Err(WhisperError::invalid(
+                "extraArgs",
+                format!("{arg:?} is set by the engine; use {instead} instead"),
+            ));
+        }
+        match lookup(arg, backend) {
+            Some(Takes::Nothing) => {}
+            Some(Takes::Value) => {
+                if it.next().is_none() {
+                    return Err(WhisperError::invalid(
+                        "extraArgs",
+                        format!("{arg} needs a value after it"),
+                    ));
+                }
+            }
+            None => {
+                return Err(WhisperError::invalid(
+                    "extraArgs",
+                    format!(
+                        "{arg:?} is not a flag the engine passes to whisper ({} backend); allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, -fa, -nfa, -ng, --vad, -vm (see README)",
+                        backend.as_str()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn decoding_and_hardware_flags_pass() {
+        for backend in [BackendKind::Cli, BackendKind::Server] {
+            check(
+                &args(&["-bs", "1", "-nf", "--prompt", "Hi there", "-fa"]),
+                backend,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn flags_that_change_what_the_engine_guarantees_are_refused() {
+        for bad in [
+            &["--host", "0.0.0.0"][..],
+            &["--public", "/etc"],
+            &["--port", "80"],
+            &["--request-path", "/x"],
+            &["-of", "out"],
+            &["--convert"],
+            &["-m", "other.bin"],
+        ] {
+            let e = check(&args(bad), BackendKind::Server).unwrap_err();
+            assert_eq!(e.code(), "ERR_INVALID_OPTIONS", "{bad:?}");
+            assert!(e.to_string().contains("extraArgs"), "{e}");
+        }
+        let e = check(&args(&["-t", "4"]), BackendKind::Cli).unwrap_err();
+        assert!(e.to_string().contains("use threads instead"), "{e}");
+    }
+
+    #[test]
+    fn a_value_flag_at_the_end_is_refused_and_cli_only_flags_stay_cli_only() {
+        assert!(check(&args(&["-bs"]), BackendKind::Cli)
+            .unwrap_err()
+            .to_string()
+            .contains("-bs needs a value"));
+        check(&args(&["--suppress-regex", "x"]), BackendKind::Cli).unwrap();
+        assert!(check(&args(&["--suppress-regex", "x"]), BackendKind::Server).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The napi glue: JavaScript values in, core types out, and back. Nothing
+//! here decides anything the core could.
+
+mod abort;
+pub mod engine;
+mod error;
+mod options;
+mod types;

@@ -1,0 +1,392 @@
+//! Matching queued jobs with ready workers, running them, and settling them.
+
+use super::state::{PoolState, Queued};
+use super::worker::{Busy, Retirement};
+use super::workers::Attempts;
+use super::{cancelled_error, Job, Reply, Shared, TranscriptionResult};
+use crate::backend::{Backend, Unfinished};
+use crate::cancel::{CancelReason, CancelToken};
+use crate::error::{display_path, WhisperError};
+use crate::events::Event;
+use crate::log::Logger;
+use crate::transcript::Transcript;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// A worker could not take a job this many times (its process had died):
+/// then the job fails instead of going round again.
+const NOT_STARTED_LIMIT: u32 = 3;
+
+pub(super) struct Assignment {
+    backend: Arc<Backend>,
+    worker_id: String,
+    log: Logger,
+    queued: Queued,
+}
+
+/// A job on a worker: the reply sender is None once answered early.
+struct OnWorker {
+    queued: Queued,
+    reply: Option<oneshot::Sender<Reply>>,
+    worker_id: String,
+    log: Logger,
+    queue_time: Duration,
+    processing_time: Duration,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Shared {
+    /// Hands queued jobs to ready workers, least recently used first, and
+    /// adds workers (up to `max_workers`) while jobs would otherwise wait.
+    pub(super) fn dispatch(self: &Arc<Self>, state: &mut PoolState) -> Vec<Assignment> {
+        let mut out = Vec::new();
+        if !state.accepting {
+            return out;
+        }
+        while !state.queue.is_empty() {
+            let ready = state
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.is_ready())
+                .min_by_key(|(_, w)| w.idle_since)
+                .map(|(i, _)| i);
+            let Some(i) = ready else {
+                // Grow for the jobs that no starting worker will take.
+                if state.workers.len() < self.config.max_workers
+                    && state.queue.len() > state.starting()
+                {
+                    self.add_worker(state, Attempts::Retried);
+                    continue;
+                }
+                break;
+            };
+            let mut queued = state.queue.pop_front().expect("queue is not empty");
+            let threads = self.factory.threads.for_request(state.threads_in_use());
+            queued.job.request.threads = threads;
+            let worker = &mut state.workers[i];
+            worker.begin(Busy {
+                request: queued.job.request.id.clone(),
+                path: display_path(&queued.job.request.audio.path),
+                started: Instant::now(),
+                cancel: queued.job.cancel.clone(),
+                threads,
+                retire: None,
+            });
+            out.push(Assignment {
+                backend: worker.backend.clone(),
+                worker_id: worker.id.clone(),
+                log: worker.log.clone(),
+                queued,
+            });
+        }
+        out
+    }
+
+    pub(super) fn spawn_all(self: &Arc<Self>, assignments: Vec<Assignment>) {
+        for a in assignments {
+            let shared = self.clone();
+            self.track(async move { shared.run(a).await });
+        }
+    }
+
+    async fn run(self: &Arc<Self>, a: Assignment) {
+        let Assignment {
+            backend,
+            worker_id,
+            log,
+            mut queued,
+        } = a;
+        let started = Instant::now();
+        let queue_time = started - queued.enqueued_at;
+        log.debug(format_args!(
+            "processing {} with {} threads after {:.0} ms in the queue",
+            queued.job.request.id,
+            queued.job.request.threads,
+            ms(queue_time)
+        ));
+        let report_pid = |pid: Option<u32>| {
+            if let Some(w) = self.lock().worker_mut(&worker_id) {
+                w.pid = pid;
+            }
+            if let Some(pid) = pid {
+                log.debug(format_args!("whisper pid {pid}"));
+            }
+        };
+        let token = queued.job.cancel.clone();
+        let timeout = queued.job.timeout;
+        let cancel = async {
+            tokio::select! {
+                reason = token.cancelled() => reason,
+                _ = tokio::time::sleep(timeout) => CancelReason::Timeout,
+            }
+        };
+        let mut reply = Some(std::mem::replace(
+            &mut queued.job.reply,
+            oneshot::channel().0,
+        ));
+        let outcome = {
+            let work = backend.transcribe(&queued.job.request, cancel, &report_pid);
+            tokio::pin!(work);
+            // An abort or a shutdown is answered at once; the worker stays
+            // busy until its process has stopped.
+            let mut heard = false;
+            loop {
+                tokio::select! {
+                    outcome = &mut work => break outcome,
+                    reason = queued.job.cancel.cancelled(), if !heard => {
+                        heard = true;
+                        if matches!(reason, CancelReason::Aborted | CancelReason::Shutdown) {
+                            if let Some(tx) = reply.take() {
+                                self.reply_early(&queued, &worker_id, reason, tx);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let on_worker = OnWorker {
+            queued,
+            reply,
+            worker_id,
+            log,
+            queue_time,
+            processing_time: started.elapsed(),
+        };
+        self.finish(on_worker, outcome);
+    }
+
+    /// The caller's answer to an abort or shutdown of a running request.
+    fn reply_early(
+        &self,
+        queued: &Queued,
+        worker_id: &str,
+        reason: CancelReason,
+        tx: oneshot::Sender<Reply>,
+    ) {
+        let path = display_path(&queued.job.request.audio.path);
+        let Some(error) = cancelled_error(reason, path, queued.job.timeout) else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            match reason {
+                CancelReason::Aborted => state.totals.aborted += 1,
+                _ => state.totals.failed += 1,
+            }
+            self.emit(Event::RequestFailed {
+                request_id: queued.job.request.id.clone(),
+                worker_id: Some(worker_id.to_owned()),
+                error: error.clone(),
+            });
+        }
+        let _ = tx.send(Err(error));
+    }
+
+    /// Settles a job that ran: statistics, the worker's fate, the reply, and
+    /// the next jobs.
+    fn finish(self: &Arc<Self>, job: OnWorker, outcome: Result<Transcript, Unfinished>) {
+        let OnWorker {
+            mut queued,
+            reply,
+            worker_id,
+            log,
+            queue_time,
+            processing_time,
+        } = job;
+        let request_id = queued.job.request.id.clone();
+        let path = display_path(&queued.job.request.audio.path);
+        let mut answer: Option<(oneshot::Sender<Reply>, Reply)> = None;
+        let assignments = {
+            let mut state = self.lock();
+            let lost = backend_lost(&state, &worker_id);
+            let retire = match outcome {
+                Ok(transcript) => {
+                    let retire = state
+                        .worker_mut(&worker_id)
+                        .and_then(|w| w.succeed(processing_time));
+                    // No reply left: the caller aborted, the result goes nowhere.
+                    if let Some(tx) = reply {
+                        let t = &mut state.totals;
+                        t.completed += 1;
+                        t.processing_time += processing_time;
+                        t.queue_time += queue_time;
+                        state.window.record(queue_time, processing_time);
+                        log.debug(format_args!(
+                            "completed {request_id} in {:.0} ms",
+                            ms(processing_time)
+                        ));
+                        self.emit(Event::RequestCompleted {
+                            request_id: request_id.clone(),
+                            worker_id: worker_id.clone(),
+                            queue_time,
+                            processing_time,
+                        });
+                        let result = TranscriptionResult {
+                            transcript,
+                            request_id: request_id.clone(),
+                            worker_id: worker_id.clone(),
+                            queue_time,
+                            processing_time,
+                        };
+                        answer = Some((tx, Ok(result)));
+                    }
+                    retire
+                }
+                Err(Unfinished::Failed(error)) => self.failed(
+                    &mut state,
+                    &request_id,
+                    &worker_id,
+                    &log,
+                    reply,
+                    error,
+                    &mut answer,
+                ),
+                Err(Unfinished::Cancelled(CancelReason::Timeout)) => {
+                    let error = cancelled_error(CancelReason::Timeout, path, queued.job.timeout)
+                        .expect("a timeout is an error");
+                    self.failed(
+                        &mut state,
+                        &request_id,
+                        &worker_id,
+                        &log,
+                        reply,
+                        error,
+                        &mut answer,
+                    )
+                }
+                Err(Unfinished::Cancelled(CancelReason::Restart)) => {
+                    let retire = state.worker_mut(&worker_id).and_then(|w| w.release());
+                    if let Some(tx) = reply {
+                        // Back where it was in line, for a fresh worker.
+                        queued.job = requeued(queued.job, tx);
+                        state.enqueue(queued);
+                    }
+                    retire
+                }
+                Err(Unfinished::Cancelled(CancelReason::Aborted | CancelReason::Shutdown)) => {
+                    // Answered already. The worker did nothing wrong, but a
+                    // persistent process that had to be stopped is replaced.
+                    let retire = state.worker_mut(&worker_id).and_then(|w| w.release());
+                    retire.or(lost.then_some(Retirement::Failure))
+                }
+                Err(Unfinished::NotStarted(reason)) => {
+                    log.info(format_args!("could not take {request_id}: {reason}"));
+                    let retire = state.worker_mut(&worker_id).and_then(|w| w.release());
+                    queued.not_started += 1;
+                    match reply {
+                        Some(tx) if queued.not_started < NOT_STARTED_LIMIT => {
+                            queued.job = requeued(queued.job, tx);
+                            state.enqueue(queued);
+                        }
+                        Some(tx) => {
+                            let error = WhisperError::WorkerCrashed {
+                                path,
+                                detail: format!(
+                                    "{NOT_STARTED_LIMIT} workers in a row could not take it: {reason}"
+                                ),
+                            };
+                            self.record_failure(&mut state, &request_id, Some(&worker_id), &error);
+                            answer = Some((tx, Err(error)));
+                        }
+                        None => {}
+                    }
+                    retire.or(Some(Retirement::Failure))
+                }
+            };
+            match retire.or_else(|| self.worn_out(&mut state, &worker_id)) {
+                Some(why) => self.remove(&mut state, &worker_id, why),
+                None => self.schedule_idle_check(&state, &worker_id),
+            }
+            let assignments = self.dispatch(&mut state);
+            self.announce_drain(&mut state, assignments.is_empty());
+            assignments
+        };
+        self.spawn_all(assignments);
+        if let Some((tx, reply)) = answer {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// A failed request: the worker's record, the totals, the event, the reply.
+    #[allow(clippy::too_many_arguments)]
+    fn failed(
+        &self,
+        state: &mut PoolState,
+        request_id: &str,
+        worker_id: &str,
+        log: &Logger,
+        reply: Option<oneshot::Sender<Reply>>,
+        error: WhisperError,
+        answer: &mut Option<(oneshot::Sender<Reply>, Reply)>,
+    ) -> Option<Retirement> {
+        let max = self.config.max_consecutive_failures;
+        let retire = state
+            .worker_mut(worker_id)
+            .and_then(|w| w.fail(&error, max));
+        if retire.is_some() {
+            log.warn(format_args!("retiring after: {error}"));
+        }
+        if let Some(tx) = reply {
+            self.record_failure(state, request_id, Some(worker_id), &error);
+            *answer = Some((tx, Err(error)));
+        }
+        retire
+    }
+
+    fn record_failure(
+        &self,
+        state: &mut PoolState,
+        request_id: &str,
+        worker_id: Option<&str>,
+        error: &WhisperError,
+    ) {
+        state.totals.failed += 1;
+        state.last_error = Some(error.to_string());
+        self.log.info(format_args!(
+            "{request_id} failed: {} {error}",
+            error.code()
+        ));
+        self.emit(Event::RequestFailed {
+            request_id: request_id.to_owned(),
+            worker_id: worker_id.map(str::to_owned),
+            error: error.clone(),
+        });
+    }
+
+    /// `maxRequestsPerWorker` reached: the worker is recycled.
+    fn worn_out(&self, state: &mut PoolState, worker_id: &str) -> Option<Retirement> {
+        let max = self.config.max_requests_per_worker?;
+        let worker = state.worker_mut(worker_id)?;
+        (worker.is_ready() && worker.stats.served >= max).then_some(Retirement::Recycle)
+    }
+
+    /// Once per quiet spell: the queue is empty and every worker idle.
+    fn announce_drain(&self, state: &mut PoolState, nothing_dispatched: bool) {
+        if !state.drained && nothing_dispatched && state.queue.is_empty() && state.busy() == 0 {
+            state.drained = true;
+            self.emit(Event::Drain);
+        }
+    }
+}
+
+fn backend_lost(state: &PoolState, worker_id: &str) -> bool {
+    state
+        .workers
+        .iter()
+        .find(|w| w.id == worker_id)
+        .is_some_and(|w| w.backend.is_persistent() && w.backend.pid().is_none())
+}
+
+/// A job going back to the queue: a fresh cancel token (the old one fired).
+fn requeued(job: Job, reply: oneshot::Sender<Reply>) -> Job {
+    Job {
+        cancel: CancelToken::default(),
+        reply,
+        ..job
+    }
+}

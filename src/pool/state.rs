@@ -1,0 +1,166 @@
+//! The pool's bookkeeping, kept under one lock: the workers, the queue, the
+//! totals. Admission of a job happens here too.
+
+use super::latency::LatencyWindow;
+use super::worker::WorkerRecord;
+use super::{Job, Shared};
+use crate::error::{display_path, WhisperError};
+use crate::events::Event;
+use crate::options::Priority;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A job in the queue.
+pub(super) struct Queued {
+    pub job: Job,
+    /// Submission order, kept when a job goes back to the queue.
+    pub seq: u64,
+    pub enqueued_at: Instant,
+    /// Times a worker could not take it (its process had died).
+    pub not_started: u32,
+}
+
+impl Queued {
+    /// Queue order: high priority first, then first come, first served.
+    fn order(&self) -> (Priority, u64) {
+        (self.job.priority, self.seq)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Totals {
+    pub submitted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub aborted: u64,
+    pub replaced_workers: u64,
+    pub recycled_workers: u64,
+    pub processing_time: Duration,
+    pub queue_time: Duration,
+}
+
+pub(super) struct PoolState {
+    pub workers: Vec<WorkerRecord>,
+    pub queue: VecDeque<Queued>,
+    pub accepting: bool,
+    pub next_worker: u64,
+    pub next_seq: u64,
+    pub totals: Totals,
+    pub window: LatencyWindow,
+    pub last_error: Option<String>,
+    /// Start failures, by worker id, for whoever waits for those workers.
+    pub start_failures: Vec<(String, WhisperError)>,
+    /// `drain` was announced and no work came since.
+    pub drained: bool,
+}
+
+impl Default for PoolState {
+    fn default() -> Self {
+        PoolState {
+            workers: Vec::new(),
+            queue: VecDeque::new(),
+            accepting: true,
+            next_worker: 1,
+            next_seq: 0,
+            totals: Totals::default(),
+            window: LatencyWindow::default(),
+            last_error: None,
+            start_failures: Vec::new(),
+            drained: true,
+        }
+    }
+}
+
+impl PoolState {
+    /// In its place in line (a job that comes back keeps its place).
+    pub fn enqueue(&mut self, queued: Queued) {
+        let pos = self.queue.partition_point(|q| q.order() <= queued.order());
+        self.queue.insert(pos, queued);
+    }
+
+    pub fn take_queued(&mut self, request_id: &str) -> Option<Queued> {
+        let pos = self
+            .queue
+            .iter()
+            .position(|q| q.job.request.id == request_id)?;
+        self.queue.remove(pos)
+    }
+
+    pub fn worker_mut(&mut self, id: &str) -> Option<&mut WorkerRecord> {
+        self.workers.iter_mut().find(|w| w.id == id)
+    }
+
+    pub fn starting(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| matches!(w.phase, super::worker::Phase::Starting))
+            .count()
+    }
+
+    pub fn busy(&self) -> usize {
+        self.workers.iter().filter(|w| w.busy().is_some()).count()
+    }
+
+    pub fn threads_in_use(&self) -> usize {
+        self.workers
+            .iter()
+            .filter_map(|w| w.busy())
+            .map(|b| b.threads)
+            .sum()
+    }
+}
+
+impl Shared {
+    /// Admits a job to the queue, or replies to it at once: aborted already,
+    /// shutting down, or the queue is full.
+    pub(super) fn admit(&self, state: &mut PoolState, job: Job) {
+        state.totals.submitted += 1;
+        let path = display_path(&job.request.audio.path);
+        let refused = if job.cancel.is_cancelled() {
+            state.totals.aborted += 1;
+            Some(WhisperError::Aborted { path: path.clone() })
+        } else if !state.accepting {
+            state.totals.failed += 1;
+            Some(WhisperError::shutdown())
+        } else if state.queue.len() >= self.config.max_queue_size && !self.has_room(state) {
+            state.totals.failed += 1;
+            self.emit(Event::QueueFull {
+                request_id: job.request.id.clone(),
+                max_queue_size: self.config.max_queue_size,
+            });
+            Some(WhisperError::QueueFull {
+                max: self.config.max_queue_size,
+            })
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            self.emit(Event::RequestFailed {
+                request_id: job.request.id.clone(),
+                worker_id: None,
+                error: error.clone(),
+            });
+            let _ = job.reply.send(Err(error));
+            return;
+        }
+        self.log
+            .debug(format_args!("queued {} ({path})", job.request.id));
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.drained = false;
+        state.enqueue(Queued {
+            job,
+            seq,
+            enqueued_at: Instant::now(),
+            not_started: 0,
+        });
+    }
+
+    /// A worker can take a job now without waiting: one is ready, or the
+    /// pool may add one that needs no process start.
+    fn has_room(&self, state: &PoolState) -> bool {
+        let ready = state.workers.iter().any(|w| w.is_ready());
+        let can_grow = state.workers.len() < self.config.max_workers && !self.factory.persistent;
+        ready || can_grow
+    }
+}
