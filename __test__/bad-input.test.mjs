@@ -39,6 +39,8 @@ function badFiles() {
     short: put('short.wav', Buffer.concat([header, data.subarray(0, Math.round(0.3 * 32000))])),
     strange,
     dash: put('-fox.wav', readFileSync(fox.path)),
+    // A header that describes no audio: 0 channels.
+    noChannels: put('no-channels.wav', Buffer.concat([header.subarray(0, 22), Buffer.from([0, 0]), header.subarray(24), data])),
   }
 }
 
@@ -56,6 +58,7 @@ for (const backend of BACKENDS) {
       ['random', 'ERR_AUDIO_UNREADABLE'],
       ['headerOnly', 'ERR_AUDIO_UNREADABLE'],
       ['m4a', 'ERR_AUDIO_UNREADABLE'],
+      ['noChannels', 'ERR_AUDIO_UNREADABLE'],
     ]) {
       await assert.rejects(engine.transcribe(f[name]), withCode(code), name)
     }

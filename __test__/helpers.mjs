@@ -124,3 +124,16 @@ export function wav(samples) {
   header.writeUInt32LE(samples.length, 40)
   return Buffer.concat([header, samples])
 }
+
+/** CPU time a process has used, in clock ticks (Linux /proc). */
+export function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+
+/** Resolves once the process has used CPU time: proof that it works on something. */
+export async function working(pid) {
+  const before = cpuTicks(pid)
+  await waitFor(`pid ${pid} to work`, () => cpuTicks(pid) > before + 2)
+}

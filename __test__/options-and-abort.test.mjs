@@ -22,6 +22,15 @@ test('every invalid option throws ERR_INVALID_OPTIONS naming the option and its 
     [{ language: 'klingon' }, /`language`/],
     [{ logLevel: 'loud' }, /`logLevel`/],
     [{ extraArgs: ['-m', 'other.bin'] }, /`extraArgs`.*modelPath/],
+    // An allow-list: nothing that moves the server or what it serves.
+    [{ backend: 'server', extraArgs: ['--host', '0.0.0.0'] }, /`extraArgs`.*--host/],
+    [{ backend: 'server', extraArgs: ['--public', '/etc'] }, /`extraArgs`.*--public/],
+    [{ backend: 'server', extraArgs: ['--port', '8080'] }, /`extraArgs`.*--port/],
+    [{ backend: 'server', extraArgs: ['--request-path', '/x'] }, /`extraArgs`.*--request-path/],
+    [{ extraArgs: ['-of', 'out'] }, /`extraArgs`.*-of/],
+    [{ extraArgs: ['-bs'] }, /`extraArgs`.*needs a value/],
+    [{ minWorkers: 4, maxWorkers: 2 }, /`minWorkers`.*4 > 2/],
+    [{ idleTimeout: -1 }, /`idleTimeout`/],
     [{ basePort: 80 }, /`basePort`.*1024 to 65535/],
   ]
   for (const [bad, message] of cases) {

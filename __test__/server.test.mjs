@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clips, commandLine, isGone, JFK_WAV, missingPhrases, newEngine, ROOT, TINY_EN, waitFor, withCode } from './helpers.mjs'
+import { clips, commandLine, isGone, JFK_WAV, missingPhrases, newEngine, ROOT, TINY_EN, waitFor, withCode, working } from './helpers.mjs'
 
 const T = { timeout: 180_000 }
 
@@ -22,6 +22,7 @@ test('a server killed with SIGKILL mid-request fails that request with a code, i
   await engine.initialize()
   const pending = engine.transcribe(JFK_WAV)
   const [busy] = (await engine.getWorkerStatuses()).filter((w) => w.state === 'processing')
+  await working(busy.pid) // mid-request: the server is decoding it
   process.kill(busy.pid, 'SIGKILL')
   await assert.rejects(pending, (err) => withCode('ERR_WORKER_CRASHED')(err) && err.message.includes('SIGKILL'))
 

@@ -4,7 +4,6 @@
 //! `--public`, output where the engine does not read it), so it is refused.
 
 use crate::error::{Result, WhisperError};
-use crate::options::BackendKind;
 
 /// Whether a flag takes a value after it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,10 +79,17 @@ const SET_BY_ENGINE: &[(&str, &str)] = &[
     ),
 ];
 
-fn lookup(flag: &str, backend: BackendKind) -> Option<Takes> {
-    let cli_only: &[_] = match backend {
-        BackendKind::Cli => CLI_ONLY,
-        BackendKind::Server => &[],
+/// Which program the flags are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum For {
+    WhisperCli,
+    WhisperServer,
+}
+
+fn lookup(flag: &str, program: For) -> Option<Takes> {
+    let cli_only: &[_] = match program {
+        For::WhisperCli => CLI_ONLY,
+        For::WhisperServer => &[],
     };
     COMMON
         .iter()
@@ -93,7 +99,7 @@ fn lookup(flag: &str, backend: BackendKind) -> Option<Takes> {
 }
 
 /// Refuses any flag not on the backend's allow-list, and a flag missing its value.
-pub fn check(args: &[String], backend: BackendKind) -> Result<()> {
+pub fn check(args: &[String], program: For) -> Result<()> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if let Some((_, instead)) = SET_BY_ENGINE.iter().find(|(f, _)| *f == arg) {
@@ -102,7 +108,7 @@ pub fn check(args: &[String], backend: BackendKind) -> Result<()> {
                 format!("{arg:?} is set by the engine; use {instead} instead"),
             ));
         }
-        match lookup(arg, backend) {
+        match lookup(arg, program) {
             Some(Takes::Nothing) => {}
             Some(Takes::Value) => {
                 if it.next().is_none() {
@@ -116,8 +122,11 @@ pub fn check(args: &[String], backend: BackendKind) -> Result<()> {
                 return Err(WhisperError::invalid(
                     "extraArgs",
                     format!(
-                        "{arg:?} is not a flag the engine passes to whisper ({} backend); allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, -fa, -nfa, -ng, --vad, -vm (see README)",
-                        backend.as_str()
+                        "{arg:?} is not a flag the engine passes to {}; allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, -fa, -nfa, -ng, --vad, -vm (see README)",
+                        match program {
+                            For::WhisperCli => "whisper-cli",
+                            For::WhisperServer => "whisper-server",
+                        }
                     ),
                 ))
             }
@@ -136,7 +145,7 @@ mod tests {
 
     #[test]
     fn decoding_and_hardware_flags_pass() {
-        for backend in [BackendKind::Cli, BackendKind::Server] {
+        for backend in [For::WhisperCli, For::WhisperServer] {
             check(
                 &args(&["-bs", "1", "-nf", "--prompt", "Hi there", "-fa"]),
                 backend,
@@ -156,21 +165,21 @@ mod tests {
             &["--convert"],
             &["-m", "other.bin"],
         ] {
-            let e = check(&args(bad), BackendKind::Server).unwrap_err();
+            let e = check(&args(bad), For::WhisperServer).unwrap_err();
             assert_eq!(e.code(), "ERR_INVALID_OPTIONS", "{bad:?}");
             assert!(e.to_string().contains("extraArgs"), "{e}");
         }
-        let e = check(&args(&["-t", "4"]), BackendKind::Cli).unwrap_err();
+        let e = check(&args(&["-t", "4"]), For::WhisperCli).unwrap_err();
         assert!(e.to_string().contains("use threads instead"), "{e}");
     }
 
     #[test]
     fn a_value_flag_at_the_end_is_refused_and_cli_only_flags_stay_cli_only() {
-        assert!(check(&args(&["-bs"]), BackendKind::Cli)
+        assert!(check(&args(&["-bs"]), For::WhisperCli)
             .unwrap_err()
             .to_string()
             .contains("-bs needs a value"));
-        check(&args(&["--suppress-regex", "x"]), BackendKind::Cli).unwrap();
-        assert!(check(&args(&["--suppress-regex", "x"]), BackendKind::Server).is_err());
+        check(&args(&["--suppress-regex", "x"]), For::WhisperCli).unwrap();
+        assert!(check(&args(&["--suppress-regex", "x"]), For::WhisperServer).is_err());
     }
 }

@@ -126,7 +126,11 @@ impl EngineOptions {
                 ),
             ));
         }
-        extra_args::check(&self.extra_args, self.backend)?;
+        let program = match self.backend {
+            BackendKind::Cli => extra_args::For::WhisperCli,
+            BackendKind::Server => extra_args::For::WhisperServer,
+        };
+        extra_args::check(&self.extra_args, program)?;
         let (decoding, rest) = Decoding::from_args(&self.extra_args)?;
         self.decoding = decoding;
         self.server_args = rest;

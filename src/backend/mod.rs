@@ -9,7 +9,7 @@ mod verdict;
 pub use factory::{factory, BackendFactory, Threads};
 
 use crate::audio::AudioFile;
-use crate::cancel::CancelReason;
+use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
 use crate::transcript::Transcript;
 use std::future::Future;
@@ -56,11 +56,12 @@ impl Backend {
     }
 
     /// Starts the worker's process (server: model loaded, its socket proven
-    /// to be its own, health check answered).
-    pub async fn start(&self) -> Result<(), WhisperError> {
+    /// to be its own, health check answered). `stop` ends a start under way,
+    /// and its process, at once.
+    pub async fn start(&self, stop: &CancelToken) -> Result<(), WhisperError> {
         match self {
             Backend::Cli(_) => Ok(()),
-            Backend::Server(s) => s.start().await,
+            Backend::Server(s) => s.start(stop).await,
         }
     }
 

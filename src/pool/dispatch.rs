@@ -1,8 +1,7 @@
 //! Matching queued jobs with ready workers, running them, and settling them.
 
 use super::state::{PoolState, Queued};
-use super::worker::{Busy, Retirement};
-use super::workers::Attempts;
+use super::worker::{Attempts, Busy, Retirement};
 use super::{cancelled_error, Job, Reply, Shared, TranscriptionResult};
 use crate::backend::{Backend, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
@@ -263,15 +262,31 @@ impl Shared {
                     let retire = state.worker_mut(&worker_id).and_then(|w| w.release());
                     if let Some(tx) = reply {
                         // Back where it was in line, for a fresh worker.
-                        queued.job = requeued(queued.job, tx);
-                        state.enqueue(queued);
+                        self.requeue(&mut state, queued, tx, &mut answer);
                     }
                     retire
                 }
-                Err(Unfinished::Cancelled(CancelReason::Aborted | CancelReason::Shutdown)) => {
-                    // Answered already. The worker did nothing wrong, but a
-                    // persistent process that had to be stopped is replaced.
+                Err(Unfinished::Cancelled(
+                    reason @ (CancelReason::Aborted | CancelReason::Shutdown),
+                )) => {
+                    // Answered already, unless the backend stopped first. The
+                    // worker did nothing wrong, but a persistent process that
+                    // had to be stopped is replaced.
                     let retire = state.worker_mut(&worker_id).and_then(|w| w.release());
+                    if let Some(tx) = reply {
+                        let error = cancelled_error(reason, path, queued.job.timeout)
+                            .expect("an abort or a shutdown is an error");
+                        match reason {
+                            CancelReason::Aborted => state.totals.aborted += 1,
+                            _ => state.totals.failed += 1,
+                        }
+                        self.emit(Event::RequestFailed {
+                            request_id: request_id.clone(),
+                            worker_id: Some(worker_id.clone()),
+                            error: error.clone(),
+                        });
+                        answer = Some((tx, Err(error)));
+                    }
                     retire.or(lost.then_some(Retirement::Failure))
                 }
                 Err(Unfinished::NotStarted(reason)) => {
@@ -280,8 +295,7 @@ impl Shared {
                     queued.not_started += 1;
                     match reply {
                         Some(tx) if queued.not_started < NOT_STARTED_LIMIT => {
-                            queued.job = requeued(queued.job, tx);
-                            state.enqueue(queued);
+                            self.requeue(&mut state, queued, tx, &mut answer);
                         }
                         Some(tx) => {
                             let error = WhisperError::WorkerCrashed {
@@ -358,6 +372,29 @@ impl Shared {
         });
     }
 
+    /// Puts a job back in line, with a fresh cancel token (the old one
+    /// fired); after shutdown, it is refused instead.
+    fn requeue(
+        &self,
+        state: &mut PoolState,
+        mut queued: Queued,
+        reply: oneshot::Sender<Reply>,
+        answer: &mut Option<(oneshot::Sender<Reply>, Reply)>,
+    ) {
+        if !state.accepting {
+            let error = WhisperError::shutdown();
+            self.record_failure(state, &queued.job.request.id, None, &error);
+            *answer = Some((reply, Err(error)));
+            return;
+        }
+        queued.job = Job {
+            cancel: CancelToken::default(),
+            reply,
+            ..queued.job
+        };
+        state.enqueue(queued);
+    }
+
     /// `maxRequestsPerWorker` reached: the worker is recycled.
     fn worn_out(&self, state: &mut PoolState, worker_id: &str) -> Option<Retirement> {
         let max = self.config.max_requests_per_worker?;
@@ -380,13 +417,4 @@ fn backend_lost(state: &PoolState, worker_id: &str) -> bool {
         .iter()
         .find(|w| w.id == worker_id)
         .is_some_and(|w| w.backend.is_persistent() && w.backend.pid().is_none())
-}
-
-/// A job going back to the queue: a fresh cancel token (the old one fired).
-fn requeued(job: Job, reply: oneshot::Sender<Reply>) -> Job {
-    Job {
-        cancel: CancelToken::default(),
-        reply,
-        ..job
-    }
 }

@@ -125,7 +125,7 @@ impl Pool {
         let ids: Vec<String> = {
             let mut state = shared.lock();
             (0..shared.config.min_workers)
-                .map(|_| shared.add_worker(&mut state, workers::Attempts::Once))
+                .map(|_| shared.add_worker(&mut state, worker::Attempts::Once))
                 .collect()
         };
         shared

@@ -37,6 +37,24 @@ impl Retirement {
     }
 }
 
+/// How hard to try to start a worker's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempts {
+    /// At initialize(): a failure is the caller's to see at once.
+    Once,
+    /// A replacement or growth: retried with a growing pause.
+    Retried,
+}
+
+impl Attempts {
+    pub fn count(self) -> u32 {
+        match self {
+            Attempts::Once => 1,
+            Attempts::Retried => 3,
+        }
+    }
+}
+
 /// The request a busy worker serves.
 pub(super) struct Busy {
     pub request: String,

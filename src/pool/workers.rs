@@ -3,7 +3,7 @@
 //! checks), retired (failure, recycling, idleness, restart), and stopped.
 
 use super::state::PoolState;
-use super::worker::{Phase, Retirement, WorkerRecord};
+use super::worker::{Attempts, Phase, Retirement, WorkerRecord};
 use super::Shared;
 use crate::backend::Backend;
 use crate::cancel::CancelReason;
@@ -16,24 +16,6 @@ use std::time::Duration;
 
 /// Health checks that fail in a row before an idle server counts as hung.
 const UNHEALTHY_AFTER: u32 = 3;
-
-/// How hard to try to start a worker's process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Attempts {
-    /// At initialize(): a failure is the caller's to see at once.
-    Once,
-    /// A replacement or growth: retried with a growing pause.
-    Retried,
-}
-
-impl Attempts {
-    fn count(self) -> u32 {
-        match self {
-            Attempts::Once => 1,
-            Attempts::Retried => 3,
-        }
-    }
-}
 
 impl Shared {
     /// Runs `work` as a task that shutdown() waits for.
@@ -94,11 +76,7 @@ impl Shared {
     async fn start_worker(self: Arc<Self>, id: String, backend: Arc<Backend>, attempts: Attempts) {
         let mut attempt = 1;
         let result = loop {
-            let started = tokio::select! {
-                r = backend.start() => r,
-                _ = self.stopping.cancelled() => Err(WhisperError::shutdown()),
-            };
-            match started {
+            match backend.start(&self.stopping).await {
                 Ok(()) => break Ok(()),
                 Err(e) if attempt < attempts.count() && !is_final(&e) && self.lock().accepting => {
                     self.log

@@ -17,7 +17,7 @@ pub use ports::Ports;
 
 use super::verdict;
 use super::{Request, Unfinished};
-use crate::cancel::CancelReason;
+use crate::cancel::{CancelReason, CancelToken};
 use crate::decoding::Decoding;
 use crate::error::{display_path, WhisperError};
 use crate::locate;
@@ -111,13 +111,13 @@ impl ServerBackend {
     /// listening socket is proven to be its own, and it answers its health
     /// check. A port another process took is given up for the next one, a
     /// bounded number of times.
-    pub async fn start(&self) -> Result<(), WhisperError> {
+    pub async fn start(&self, stop: &CancelToken) -> Result<(), WhisperError> {
         let mut taken = Vec::new();
         while taken.len() < PORT_ATTEMPTS {
             let Some(lease) = self.config.ports.lease(&taken) else {
                 break;
             };
-            match self.launch(lease).await {
+            match self.launch(lease, stop).await {
                 Launch::Ready(p) => {
                     p.confirm();
                     *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(p));
@@ -140,7 +140,7 @@ impl ServerBackend {
         })
     }
 
-    async fn launch(&self, lease: Lease) -> Launch {
+    async fn launch(&self, lease: Lease, stop: &CancelToken) -> Launch {
         let c = &self.config;
         let prefix = format!("/{}", random_prefix());
         let port = lease.port;
@@ -182,6 +182,8 @@ impl ServerBackend {
                 // the port (Other), in which case the server fails to bind
                 // and exits. Nothing is sent to a port that is not its own.
                 Ok(Listener::Nobody | Listener::Other) => {}
+                // Its /proc entry went away: it is exiting; the next round sees it.
+                Err(_) if server.exit_status().is_some() || !server.alive() => {}
                 Err(e) => {
                     return Launch::Failed(WhisperError::WhisperFailed {
                         path: display_path(&c.program),
@@ -201,6 +203,10 @@ impl ServerBackend {
             tokio::select! {
                 _ = server.exited() => {}
                 _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+                _ = stop.cancelled() => {
+                    server.stop().await;
+                    return Launch::Failed(WhisperError::shutdown());
+                }
             }
         }
     }
@@ -252,7 +258,11 @@ impl ServerBackend {
         match self.current() {
             Some(server) => tokio::select! {
                 status = server.exited() => server.describe_exit(status),
-                _ = server.reloaded() => "another process made whisper-server load a different model (POST /load)".into(),
+                _ = server.reloaded() => {
+                    // Nothing it says can be trusted any more.
+                    server.kill().await;
+                    "another process made whisper-server load a different model (POST /load)".into()
+                }
             },
             None => std::future::pending().await,
         }
@@ -266,17 +276,19 @@ impl ServerBackend {
 
     /// After an abort, whisper-server may go on working (it notices a closed
     /// connection only once it decodes): a request that needs its lock
-    /// answers at once only when it is idle. Otherwise it is stopped.
+    /// answers at once only when it is idle. Otherwise it is stopped. (The
+    /// form needs a field: an empty one is refused before the lock.)
     async fn settle_after_abort(&self, server: &ServerProcess) {
         let probe = self
             .client
             .post(server.url("/inference"))
-            .multipart(reqwest::multipart::Form::new())
+            .multipart(reqwest::multipart::Form::new().text("response_format", "json"))
             .timeout(IDLE_AFTER_ABORT)
             .send()
             .await;
         if probe.is_err() {
-            server.stop().await;
+            // SIGTERM would let it finish the work first.
+            server.kill().await;
         }
     }
 
@@ -291,6 +303,7 @@ impl ServerBackend {
                 "its whisper-server is not running".into(),
             ));
         };
+        let started_before = server.requests_started();
         let exchange = async {
             let body = self.upload(request, &path).await?;
             let response = self
@@ -308,12 +321,12 @@ impl ServerBackend {
                         e.without_url()
                     )))
                 }
-                Err(e) => return Err(self.broken(&server, &path, e).await.into()),
+                Err(e) => return Err(self.broken(&server, &path, e, started_before).await),
             };
             let status = response.status();
             match response.bytes().await {
                 Ok(body) => Ok((status, body)),
-                Err(e) => Err(self.broken(&server, &path, e).await.into()),
+                Err(e) => Err(self.broken(&server, &path, e, started_before).await),
             }
         };
         // Dropping the exchange closes the connection, which makes whisper-server
@@ -329,7 +342,7 @@ impl ServerBackend {
         };
         if server.reloads() > 0 {
             // The answer may come from another model: discard it, replace the server.
-            server.stop().await;
+            server.kill().await;
             return Err(Unfinished::NotStarted(
                 "another process made its whisper-server load a different model".into(),
             ));
@@ -383,27 +396,38 @@ impl ServerBackend {
         Ok(form)
     }
 
-    /// A failed exchange: a crash when the server died, else a plain failure.
-    /// The error never holds the URL (it holds the secret prefix).
+    /// A failed exchange: when the server died before it started on this
+    /// request, nothing was done and another worker can take it; when it
+    /// died working on it, a crash; else a plain failure. The error never
+    /// holds the URL (it holds the secret prefix).
     async fn broken(
         &self,
         server: &ServerProcess,
         path: &str,
         error: reqwest::Error,
-    ) -> WhisperError {
+        started_before: u64,
+    ) -> Unfinished {
         // The connection drops a moment before the exit is reaped.
         match tokio::time::timeout(Duration::from_millis(500), server.exited()).await {
+            Ok(status) if server.requests_started() == started_before => {
+                Unfinished::NotStarted(format!(
+                    "its whisper-server died before it started on the request ({})",
+                    server.describe_exit(status)
+                ))
+            }
             Ok(status) => WhisperError::WorkerCrashed {
                 path: path.to_owned(),
                 detail: server.describe_exit(status),
-            },
+            }
+            .into(),
             Err(_) => WhisperError::WhisperFailed {
                 path: path.to_owned(),
                 detail: format!(
                     "the request to whisper-server failed: {}",
                     error.without_url()
                 ),
-            },
+            }
+            .into(),
         }
     }
 }

@@ -16,6 +16,9 @@ use tokio::sync::watch;
 const STDERR_LINES: usize = 40;
 /// What whisper prints when it starts loading a model.
 const LOADING_MODEL: &str = "loading model from";
+/// What whisper-server prints (unbuffered, on stderr) once it has read a
+/// request's audio and starts on it.
+const REQUEST_STARTED: &str = "system_info:";
 
 pub struct ServerProcess {
     pub pid: u32,
@@ -29,6 +32,8 @@ pub struct ServerProcess {
     serving: Arc<AtomicBool>,
     /// Counts model loads after `serving` was set.
     reloads: watch::Receiver<u64>,
+    /// Counts the requests it started on.
+    started: watch::Receiver<u64>,
     /// Kills the process group on drop until the start is confirmed.
     armed: AtomicBool,
 }
@@ -41,6 +46,7 @@ impl ServerProcess {
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let serving = Arc::new(AtomicBool::new(false));
         let (reload_tx, reloads) = watch::channel(0u64);
+        let (started_tx, started) = watch::channel(0u64);
         if let Some(pipe) = child.stderr.take() {
             let (lines, serving) = (stderr.clone(), serving.clone());
             tokio::spawn(async move {
@@ -48,6 +54,9 @@ impl ServerProcess {
                 while let Ok(Some(line)) = reader.next_line().await {
                     if serving.load(Ordering::SeqCst) && line.contains(LOADING_MODEL) {
                         reload_tx.send_modify(|n| *n += 1);
+                    }
+                    if line.contains(REQUEST_STARTED) {
+                        started_tx.send_modify(|n| *n += 1);
                     }
                     let mut kept = lines.lock().unwrap_or_else(|e| e.into_inner());
                     if kept.len() == STDERR_LINES {
@@ -70,6 +79,7 @@ impl ServerProcess {
             stderr,
             serving,
             reloads,
+            started,
             armed: AtomicBool::new(true),
         }
     }
@@ -85,6 +95,23 @@ impl ServerProcess {
         format!("http://127.0.0.1:{}{}{route}", self.lease.port, self.prefix)
     }
 
+    /// Whether the process still exists (it may have exited and not yet been reaped).
+    pub fn alive(&self) -> bool {
+        #[cfg(unix)]
+        {
+            // SAFETY: signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(self.pid as i32, 0) } == 0;
+            let zombie = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(false);
+            exists && !zombie
+        }
+        #[cfg(not(unix))]
+        {
+            self.exit_status().is_none()
+        }
+    }
+
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
     }
@@ -95,6 +122,12 @@ impl ServerProcess {
         status
             .map(|s| s.expect("waited for Some"))
             .unwrap_or_default()
+    }
+
+    /// Requests it has started on. Complete once its stderr is drained,
+    /// which happens before its exit is seen.
+    pub fn requests_started(&self) -> u64 {
+        *self.started.borrow()
     }
 
     /// Model loads since start (another process's `POST /load`).
@@ -135,6 +168,14 @@ impl ServerProcess {
                 status.code().unwrap_or(-1),
                 explained(": ")
             ),
+        }
+    }
+
+    /// SIGKILL to its group at once (its work is unwanted); returns once it is reaped.
+    pub async fn kill(&self) {
+        if self.exit_status().is_none() {
+            process::kill_group(self.pid, Kill::Now);
+            self.exited().await;
         }
     }
 
