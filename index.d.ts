@@ -21,7 +21,11 @@ export declare class NativeEngine {
    * Calling it again while running is harmless.
    */
   initialize(): Promise<void>
-  transcribe(audioFilePath: string, options?: TranscribeOptions): Promise<TranscriptionResult>
+  /**
+   * `report` gets the request's progress and segments when its options
+   * ask for them, then an 'end' report, all before the Promise settles.
+   */
+  transcribe(audio: string | Float32Array | Uint8Array, options?: TranscribeOptions, report?: (report: RequestReport) => void): Promise<TranscriptionResult>
   getStatus(): Promise<EngineStatus>
   getWorkerStatuses(): Promise<WorkerStatus[]>
   getQueueStatus(): Promise<QueueStatus>
@@ -88,7 +92,7 @@ export declare function errorCodes(): Array<string>
  * platform package (with the CPU variant chosen for this machine), a
  * development checkout's build, or the PATH.
  */
-export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'): Promise<ProgramStatus>
+export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server' | 'persistent-whisper-worker'): Promise<ProgramStatus>
 
 /** The engine's options (TypeScript view). */
 export interface PersistentWhisperOptions {
@@ -105,10 +109,23 @@ export interface PersistentWhisperOptions {
    */
   serverPath?: string
   /**
+   * persistent-whisper-worker (backend 'worker'). Default:
+   * $PERSISTENT_WHISPER_WORKER_PATH, then beside whisperPath or
+   * $WHISPER_CLI_PATH, then as for whisperPath.
+   */
+  workerPath?: string
+  /**
    * How a worker runs whisper. 'cli' (default): one whisper-cli process per
    * request. 'server': one whisper-server per worker, model loaded once.
+   * 'worker': the workers are decode slots in persistent-whisper-worker
+   * processes that hold the model once each.
    */
-  backend?: 'cli' | 'server'
+  backend?: 'cli' | 'server' | 'worker'
+  /**
+   * Backend 'worker': how many processes the slots are spread over (a
+   * crash fails only the requests in its process). Default 1.
+   */
+  processes?: number
   /**
    * Backend 'server': first port to try for the workers' servers on
    * 127.0.0.1 (ports in use are skipped). Default: ports the OS picks.
@@ -143,9 +160,9 @@ export interface PersistentWhisperOptions {
    */
   timeout?: number
   /**
-   * whisper threads per request. Default: 'cli', the cores that running
-   * requests leave free (all of them for a lone request); 'server', every
-   * core for each server.
+   * whisper threads per request. Default: 'cli' and 'worker', the cores
+   * that running requests leave free (all of them for a lone request);
+   * 'server', every core for each server.
    */
   threads?: number
   /** Spoken language code, or 'auto' to detect it. Default 'en'. */
@@ -178,7 +195,7 @@ export interface PoolStats {
   maxWorkers: number
   availableWorkers: number
   busyWorkers: number
-  /** Workers whose whisper-server has the model loaded ('server'). */
+  /** Workers whose process has the model loaded ('server', 'worker'). */
   loadedWorkers: number
   queueLength: number
   /** Busy workers as a percentage of all workers. */
@@ -244,6 +261,16 @@ export interface QueueStatus {
   processingRequests: Array<ProcessingRequest>
 }
 
+/**
+ * One report on a running request, for lib/index.js to hand to the
+ * caller's onProgress / onSegment; 'end' comes after every other.
+ */
+export interface RequestReport {
+  type: 'progress' | 'segment' | 'end'
+  percent?: number
+  segment?: TranscriptionSegment
+}
+
 /** transcribe()'s options (TypeScript view). */
 export interface TranscribeOptions {
   /** Overrides the engine's language for this request. */
@@ -261,6 +288,18 @@ export interface TranscribeOptions {
    * `null` and `undefined` mean no signal.
    */
   signal?: AbortSignal | null
+  /**
+   * Called with the percent done (rising, ending at 100) before the
+   * Promise settles. Live with backend 'worker'; the others report 100
+   * when whisper is done.
+   */
+  onProgress?: (percent: number) => void
+  /**
+   * Called with each segment of the result, in order, before the Promise
+   * resolves. Live, as whisper decodes, with backend 'worker'; the others
+   * deliver them when whisper is done.
+   */
+  onSegment?: (segment: TranscriptionSegment) => void
 }
 
 export interface TranscriptionResult {

@@ -38,7 +38,7 @@ for (const backend of BACKENDS) {
     const status = await engine.getStatus()
     const stats = status.poolStats
     assert.equal(status.backend, backend)
-    assert.equal(status.modelLoaded, backend === 'server')
+    assert.equal(status.modelLoaded, backend !== 'cli')
     assert.equal(status.requestsProcessed, 6)
     assert.equal(stats.totalRequestsSubmitted, 6)
     assert.equal(stats.totalRequestsProcessed, 6)
@@ -70,10 +70,14 @@ for (const backend of BACKENDS) {
 
   test(`${backend}: error codes for a missing model and a missing binary`, T, async () => {
     await assert.rejects(newEngine({ backend, modelPath: '/no/model.bin' }).initialize(), withCode('ERR_MODEL_LOAD'))
-    const binary = backend === 'server' ? { serverPath: '/no/bin/whisper-server' } : { whisperPath: '/no/bin/whisper-cli' }
+    const binary = {
+      cli: { whisperPath: '/no/bin/whisper-cli' },
+      server: { serverPath: '/no/bin/whisper-server' },
+      worker: { workerPath: '/no/bin/persistent-whisper-worker' },
+    }[backend]
     await assert.rejects(
       newEngine({ backend, ...binary }).initialize(),
-      (err) => withCode('ERR_WHISPER_NOT_FOUND')(err) && err.message.includes('/no/bin/whisper-'),
+      (err) => withCode('ERR_WHISPER_NOT_FOUND')(err) && err.message.includes(Object.values(binary)[0]),
     )
     assert.throws(() => newEngine({ backend, poolSize: 0 }), withCode('ERR_INVALID_OPTIONS'))
     const idle = newEngine({ backend })
@@ -94,7 +98,7 @@ for (const backend of BACKENDS) {
     assert.deepEqual(before.map((w) => w.id), ['worker-1', 'worker-2'])
     assert.equal(after.length, 2)
     assert.ok(after.every((w) => !before.some((b) => b.id === w.id)), `${after.map((w) => w.id)}`)
-    if (backend === 'server') {
+    if (backend !== 'cli') {
       assert.ok(after.every((w) => w.modelLoaded && w.pid && !before.some((b) => b.pid === w.pid)))
     }
     assert.deepEqual(missingPhrases((await during).text, clips[1].keyPhrases), [])

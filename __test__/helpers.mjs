@@ -14,11 +14,12 @@ export { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT }
 export const WHISPER_CLI = (await pw.locateWhisper('whisper-cli')).path
 export const WHISPER_SERVER = (await pw.locateWhisper('whisper-server')).path
 
-/** Every JS test of the engine runs against both backends. */
-export const BACKENDS = ['cli', 'server']
+/** Every JS test of the engine runs against every backend. */
+export const BACKENDS = ['cli', 'server', 'worker']
 
-/** The process name of a backend's whisper workers. */
-export const processName = (backend) => (backend === 'server' ? 'whisper-server' : 'whisper-cli')
+/** The process name (as /proc shows it: 15 characters at most) of a backend's whisper workers. */
+export const processName = (backend) =>
+  ({ cli: 'whisper-cli', server: 'whisper-server', worker: 'persistent-whis' })[backend]
 
 const manifest = JSON.parse(readFileSync(join(FIXTURES, 'clips.json'), 'utf8'))
 
@@ -99,12 +100,29 @@ export function commandLine(pid) {
 /** The FAKE whisper binaries, for fault injection only (tests/fake-whisper/). */
 export const FAKE_WHISPER_CLI = join(ROOT, 'tests', 'fake-whisper', 'fake-whisper-cli')
 export const FAKE_WHISPER_SERVER = join(ROOT, 'tests', 'fake-whisper', 'fake-whisper-server')
+export const FAKE_WORKER = join(ROOT, 'tests', 'fake-whisper', 'fake-persistent-whisper-worker')
 
 /** The 44-byte-header WAV parts of a clip: { header, data }. */
 export function wavParts(path) {
   const bytes = readFileSync(path)
   const at = bytes.indexOf('data', 12, 'latin1')
   return { header: bytes.subarray(0, at + 8), data: bytes.subarray(at + 8) }
+}
+
+/** A 16 kHz mono 16-bit WAV file's samples as whisper takes them: Float32Array in [-1, 1). */
+export function samplesOf(path) {
+  const { header, data } = wavParts(path)
+  if (header.readUInt16LE(22) !== 1 || header.readUInt32LE(24) !== 16000 || header.readUInt16LE(34) !== 16) {
+    throw new Error(`${path} is not 16 kHz mono 16-bit PCM`)
+  }
+  const pcm = new Int16Array(data.buffer.slice(data.byteOffset, data.byteOffset + (data.length & ~1)))
+  return Float32Array.from(pcm, (v) => v / 32768)
+}
+
+/** One WAV holding `times` copies of the clips' speech: a long file of real speech. */
+export function longSpeech(times) {
+  const parts = clips.map((c) => wavParts(c.path).data)
+  return wav(Buffer.concat(Array.from({ length: times }, () => parts).flat()))
 }
 
 /** A 16 kHz mono 16-bit WAV of the given samples. */

@@ -268,7 +268,7 @@ test('server: a server that keeps working after an abort is made idle within 500
   rmSync(hour, { force: true })
 })
 
-for (const backend of ['cli', 'server']) {
+for (const backend of ['cli', 'server', 'worker']) {
   test(`${backend}: restart() after the model was deleted rejects with ERR_MODEL_LOAD naming it`, T, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pw-gone-model-'))
     const model = join(dir, 'ggml-tiny.en.bin')

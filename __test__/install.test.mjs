@@ -1,6 +1,7 @@
 // `npm install persistent-whisper` as a user does it: the packed main package
 // and this platform's package go into a new app outside the checkout, which
-// then transcribes with only `modelPath` given. On Linux (as root) the app
+// then transcribes with only `modelPath` given, with whisper-cli and with the
+// worker program. On Linux (as root) the app
 // runs in a mount namespace that hides the checkout, with nothing but `node`
 // on the PATH: no compiler, cargo or cmake, no provisioned build to fall back on.
 import { test } from 'node:test'
@@ -8,7 +9,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { packageAll } from '../scripts/package.mjs'
 import { JFK_WAV, missingPhrases, ROOT, TINY_EN } from './helpers.mjs'
 
@@ -24,10 +25,17 @@ const { execSync } = require('node:child_process')
   const result = await engine.transcribe('./jfk.wav')
   const { program } = await engine.getStatus()
   await engine.shutdown()
+  const worker = new PersistentWhisperEngine({ modelPath: './ggml-tiny.en.bin', backend: 'worker' })
+  await worker.initialize()
+  const fromMemory = await worker.transcribe(require('node:fs').readFileSync('./jfk.wav'))
+  const workerProgram = (await worker.getStatus()).program
+  await worker.shutdown()
   const onPath = (cmd) => { try { execSync('command -v ' + cmd, { stdio: 'ignore' }); return true } catch { return false } }
   console.log(JSON.stringify({
     text: result.text,
     program,
+    workerText: fromMemory.text,
+    workerProgram,
     resolved: require.resolve('persistent-whisper'),
     toolchain: ['cc', 'gcc', 'cargo', 'cmake'].filter(onPath),
   }))
@@ -67,6 +75,10 @@ test('a packed install in a fresh app transcribes with only modelPath, using the
   assert.equal(out.program.foundBy, 'package')
   const target = basename(platform).replace(/^persistent-whisper-/, '').replace(/-\d+\.\d+\.\d+\.tgz$/, '')
   assert.ok(out.program.path.startsWith(join(app, 'node_modules', `persistent-whisper-${target}`, 'bin', out.program.variant)), out.program.path)
+  // The worker program ships beside whisper-cli and transcribes audio from memory.
+  assert.equal(out.workerText, out.text)
+  assert.equal(out.workerProgram.foundBy, 'package')
+  assert.equal(out.workerProgram.path, join(dirname(out.program.path), 'persistent-whisper-worker'))
   if (canHide) assert.deepEqual(out.toolchain, [], 'nothing but node on the PATH')
 })
 

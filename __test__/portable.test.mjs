@@ -3,11 +3,13 @@
 // (cross-compiled here) transcribes and loads under qemu.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { packPlatform } from '../scripts/package.mjs'
+import { TARGETS } from '../scripts/targets.mjs'
 import { ARM64_DEBIAN_RUNTIME, ARM64_SYSROOT, arm64Node } from '../scripts/test-tools.mjs'
 import { JFK_WAV, missingPhrases, ROOT, TINY_EN } from './helpers.mjs'
 
@@ -57,13 +59,57 @@ function transcribeJfk(argv, cli) {
   return r.stdout
 }
 
+/**
+ * The worker program's transcript of the JFK sample, run by `argv` (qemu and
+ * its flags first): one request in its framed protocol, with the settings of
+ * transcribeJfk(). Its stdin closes once the answer is in.
+ */
+async function workerTranscribesJfk(argv, worker) {
+  const child = spawn(argv[0], [...argv.slice(1), worker, '--model', TINY_EN], { stdio: ['pipe', 'pipe', 'ignore'] })
+  const frame = (message, payload = Buffer.alloc(0)) => {
+    const json = Buffer.from(JSON.stringify(message))
+    const head = Buffer.alloc(4)
+    head.writeUInt32LE(json.length)
+    const len = Buffer.alloc(8)
+    len.writeBigUInt64LE(BigInt(payload.length))
+    return Buffer.concat([head, json, len, payload])
+  }
+  const params = {
+    language: 'en', threads: 2, beamSize: 1, bestOf: 1, temperature: 0, temperatureInc: 0.2, entropyThold: 2.4,
+    logprobThold: -1, noSpeechThold: 0.6, wordThold: 0.01, maxContext: -1, maxLen: 0, audioCtx: 576,
+    splitOnWord: false, translate: false, noTimestamps: false, suppressNst: false, prompt: '',
+    carryInitialPrompt: false, offsetMs: 0, durationMs: 0, progress: false, segments: false,
+  }
+  child.stdin.write(frame({ type: 'transcribe', id: 1, audio: { kind: 'file' }, params }, readFileSync(JFK_WAV)))
+  let out = Buffer.alloc(0)
+  const replies = []
+  for await (const chunk of child.stdout) {
+    out = Buffer.concat([out, chunk])
+    while (out.length >= 4 && out.length >= 4 + out.readUInt32LE(0) + 8) {
+      const n = out.readUInt32LE(0)
+      replies.push(JSON.parse(out.subarray(4, 4 + n).toString()))
+      out = out.subarray(4 + n + 8)
+    }
+    if (replies.some((r) => r.type === 'done' || r.type === 'failed' || r.type === 'fatal')) break
+  }
+  child.stdin.end()
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, JSON.stringify(replies))
+  const done = replies.find((r) => r.type === 'done')
+  assert.ok(done, JSON.stringify(replies))
+  return done.segments.map((s) => s.text).join('')
+}
+
 for (const target of ['linux-x64-gnu', 'linux-arm64-gnu']) {
   test(`${target}: every ELF file in the package needs glibc ${GLIBC_LIMIT.join('.')} or older`, { ...T, skip }, () => {
     const pkg = unpack(packPlatform(target))
     const elves = files(pkg).filter(isElf)
     const names = elves.map((f) => relative(pkg, f)).sort()
     assert.ok(names.includes(`persistent-whisper.${target}.node`), `${names}`)
-    assert.ok(names.filter((n) => n.endsWith('/whisper-cli')).length >= 1, `${names}`)
+    for (const program of ['whisper-cli', 'whisper-server', 'persistent-whisper-worker']) {
+      const variants = names.filter((n) => n.endsWith(`/${program}`))
+      assert.equal(variants.length, TARGETS[target].variants.length, `${program}: ${names}`)
+    }
     for (const file of elves) {
       const needs = glibcNeeds(file)
       assert.ok(needs.length > 0, `${relative(pkg, file)} names no glibc version`)
@@ -74,7 +120,7 @@ for (const target of ['linux-x64-gnu', 'linux-arm64-gnu']) {
   })
 }
 
-test('linux-x64-gnu: the x86-64-v2 whisper-cli transcribes on a CPU without AVX (qemu -cpu Nehalem)', { ...T, skip }, () => {
+test('linux-x64-gnu: the x86-64-v2 whisper-cli and worker transcribe on a CPU without AVX (qemu -cpu Nehalem)', { ...T, skip }, async () => {
   const pkg = unpack(packPlatform('linux-x64-gnu'))
   const cli = join(pkg, 'bin', 'x86-64-v2', 'whisper-cli')
   const nehalem = ['qemu-x86_64-static', '-cpu', 'Nehalem']
@@ -83,12 +129,16 @@ test('linux-x64-gnu: the x86-64-v2 whisper-cli transcribes on a CPU without AVX 
   assert.notEqual(avx2.status, 0, 'the x86-64-v3 build should not run without AVX2')
   const text = transcribeJfk(nehalem, cli)
   assert.deepEqual(missingPhrases(text, JFK_PHRASES), [], text)
+  const worker = await workerTranscribesJfk(nehalem, join(pkg, 'bin', 'x86-64-v2', 'persistent-whisper-worker'))
+  assert.deepEqual(missingPhrases(worker, JFK_PHRASES), [], worker)
 })
 
-test('linux-arm64-gnu: whisper-cli transcribes under qemu-aarch64 on glibc 2.17, and the addon loads in an arm64 Node', { ...T, skip }, async () => {
+test('linux-arm64-gnu: whisper-cli and the worker transcribe under qemu-aarch64 on glibc 2.17, and the addon loads in an arm64 Node', { ...T, skip }, async () => {
   const pkg = unpack(packPlatform('linux-arm64-gnu'))
   const text = transcribeJfk(['qemu-aarch64-static', '-L', ARM64_SYSROOT], join(pkg, 'bin', 'armv8-a', 'whisper-cli'))
   assert.deepEqual(missingPhrases(text, JFK_PHRASES), [], text)
+  const worker = await workerTranscribesJfk(['qemu-aarch64-static', '-L', ARM64_SYSROOT], join(pkg, 'bin', 'armv8-a', 'persistent-whisper-worker'))
+  assert.deepEqual(missingPhrases(worker, JFK_PHRASES), [], worker)
 
   // The addon in Node 20 for arm64 (from npm), with Debian's arm64 C library.
   const script = `

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { childProcesses, FAKE_WHISPER_CLI, FAKE_WHISPER_SERVER, PersistentWhisperEngine, TINY_EN } from './helpers.mjs'
+import { childProcesses, FAKE_WHISPER_CLI, FAKE_WHISPER_SERVER, FAKE_WORKER, PersistentWhisperEngine, TINY_EN } from './helpers.mjs'
 
 const REQUESTS = 500
 
@@ -62,7 +62,9 @@ async function run(backend, s, seed) {
     backend,
     whisperPath: FAKE_WHISPER_CLI,
     serverPath: FAKE_WHISPER_SERVER,
+    workerPath: FAKE_WORKER,
     poolSize: 4,
+    processes: 2,
     timeout: 300,
     maxQueueSize: REQUESTS,
     logLevel: 'silent',
@@ -80,7 +82,7 @@ async function run(backend, s, seed) {
   return { outcomes, stats }
 }
 
-for (const backend of ['cli', 'server']) {
+for (const backend of ['cli', 'server', 'worker']) {
   test(`${backend}: ${REQUESTS} requests with random faults and aborts all settle and leave nothing behind`, { timeout: 600_000 }, async (t) => {
     if (!readdirSync('/proc').length) return t.skip('needs /proc')
     const s = scratch()

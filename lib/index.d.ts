@@ -68,6 +68,9 @@ export interface PersistentWhisperEvents {
   error: [error: PersistentWhisperError]
 }
 
+/** A file path, 16 kHz mono samples, or an audio file's bytes. */
+export type AudioInput = string | Float32Array | Uint8Array
+
 /**
  * A pool of whisper.cpp worker processes. Every method returns a Promise and
  * never throws; every rejection is an Error with a stable `code`.
@@ -77,7 +80,12 @@ export declare class PersistentWhisperEngine extends EventEmitter {
   constructor(options: PersistentWhisperOptions)
   /** Finds the whisper program, checks the model, and starts the workers. */
   initialize(): Promise<void>
-  transcribe(audioFilePath: string, options?: TranscribeOptions): Promise<TranscriptionResult>
+  /**
+   * Transcribes a file (path), 16 kHz mono samples (Float32Array), or the
+   * bytes of a WAV, MP3, FLAC or OGG file (Buffer/Uint8Array); nothing is
+   * written to disk. onProgress and onSegment run before the Promise settles.
+   */
+  transcribe(audio: AudioInput, options?: TranscribeOptions): Promise<TranscriptionResult>
   getStatus(): Promise<EngineStatus>
   getWorkerStatuses(): Promise<WorkerStatus[]>
   getQueueStatus(): Promise<QueueStatus>

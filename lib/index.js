@@ -33,6 +33,20 @@ function payload(event) {
   return fields
 }
 
+/**
+ * options[name] if it is a function. Read once, guarded: a getter that throws
+ * is left to the native side, which reads every option and rejects with
+ * ERR_INVALID_OPTIONS naming it.
+ */
+function callable(options, name) {
+  try {
+    const value = options?.[name]
+    return typeof value === 'function' ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Calls the native method; a synchronous throw becomes a rejected Promise. */
 function call(fn) {
   try {
@@ -89,8 +103,28 @@ class PersistentWhisperEngine extends EventEmitter {
     return call(() => this.#native.initialize())
   }
 
-  transcribe(audioFilePath, options) {
-    return call(() => this.#native.transcribe(audioFilePath, options))
+  /**
+   * Transcribes a file path, a Float32Array of 16 kHz mono samples, or a
+   * Buffer/Uint8Array holding an audio file. `onProgress` and `onSegment`
+   * are called on this thread, in order, before the Promise settles; one
+   * that throws is reported and changes nothing.
+   */
+  transcribe(audio, options) {
+    return call(() => {
+      const onProgress = callable(options, 'onProgress')
+      const onSegment = callable(options, 'onSegment')
+      if (!onProgress && !onSegment) return this.#native.transcribe(audio, options)
+      const report = (r) => {
+        const [listener, value] = r.type === 'progress' ? [onProgress, r.percent] : [onSegment, r.segment]
+        if (r.type === 'end' || !listener) return
+        try {
+          listener(value)
+        } catch (err) {
+          this.#report(`${r.type === 'progress' ? 'onProgress' : 'onSegment'} threw: ${err?.stack ?? err}`)
+        }
+      }
+      return this.#native.transcribe(audio, options, report)
+    })
   }
 
   getStatus() {

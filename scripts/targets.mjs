@@ -68,7 +68,10 @@ export function hostTarget() {
   return name
 }
 
-/** The programs a platform package carries in each variant folder. */
+/** whisper.cpp's programs a platform package carries in each variant folder... */
 export const PROGRAMS = ['whisper-cli', 'whisper-server']
+
+/** ...and the project's own worker program (worker/), linked with the same build. */
+export const WORKER = 'persistent-whisper-worker'
 
 export const exe = (target, name) => (target.startsWith('win32') ? `${name}.exe` : name)

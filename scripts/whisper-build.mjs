@@ -9,13 +9,19 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
-import { PROGRAMS, TARGETS, VARIANTS, exe } from './targets.mjs'
+import { PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
+import { PATCH_FILE, patchWhisper } from './whisper-patch.mjs'
 
-/** The whisper.cpp source tree, unpacked from its npm package once. */
+/** The whisper.cpp source tree, unpacked from its npm package once, with its one change (whisper-patch.mjs). */
 export function whisperSource() {
   const src = join(P.HOME, 'src', `whisper.cpp-${P.WHISPER_SOURCE.version}`)
-  if (existsSync(join(src, 'CMakeLists.txt'))) return src
+  if (!existsSync(join(src, 'CMakeLists.txt'))) unpackWhisper(src)
+  patchWhisper(src)
+  return src
+}
+
+function unpackWhisper(src) {
   const tgz = npmTarball(P.WHISPER_SOURCE.spec, P.WHISPER_SOURCE.tarball, P.WHISPER_SOURCE.sha256)
   const unpack = join(P.HOME, 'src', 'unpack')
   rmSync(unpack, { recursive: true, force: true })
@@ -25,7 +31,6 @@ export function whisperSource() {
   rmSync(src, { recursive: true, force: true })
   renameSync(join(unpack, P.WHISPER_SOURCE.treeInTarball), src)
   rmSync(unpack, { recursive: true, force: true })
-  return src
 }
 
 const COMMON_FLAGS = [
@@ -67,6 +72,46 @@ export const targetDir = (target) => join(P.HOME, 'targets', target)
 export const variantDir = (target, variant) => join(targetDir(target), 'bin', variant)
 export const buildDir = (target, variant) => join(P.HOME, 'build', target, variant)
 
+/** What the worker program is built from: a change to any of it rebuilds it. */
+const WORKER_SOURCES = [
+  'Cargo.lock',
+  'worker/Cargo.toml',
+  'worker/build.rs',
+  'worker/src/main.rs',
+  'worker/src/whisper.rs',
+  'worker/src/shim.cpp',
+  'worker-protocol/Cargo.toml',
+  'worker-protocol/src/lib.rs',
+].map((f) => join(P.ROOT, f))
+
+/**
+ * persistent-whisper-worker linked with one variant's whisper.cpp libraries,
+ * into `out` beside its whisper-cli. One cargo target folder per target, so
+ * the variants share compiled dependencies and differ only in the link.
+ */
+function buildWorker(target, variant, toolchain, out, whisperKey) {
+  const file = join(out, exe(target, WORKER))
+  const stampDir = join(buildDir(target, variant), 'worker-stamp')
+  if (!existsSync(file)) rmSync(stampDir, { recursive: true, force: true })
+  const { triple } = TARGETS[target]
+  const inputs = [whisperKey, toolchain.id, contentOf(...WORKER_SOURCES, new URL(import.meta.url))]
+  const built = stamped(stampDir, inputs, () => {
+    log(`building ${WORKER} for ${target} ${variant}`)
+    if (target !== hostTarget()) run('rustup', ['target', 'add', triple])
+    const cargoDir = join(P.HOME, 'build', target, 'worker-cargo')
+    const env = {
+      ...process.env,
+      ...(toolchain.env ?? {}),
+      PW_WHISPER_BUILD: buildDir(target, variant),
+      PW_WHISPER_SRC: whisperSource(),
+    }
+    if (toolchain.cxx) env[`CARGO_TARGET_${triple.toUpperCase().replaceAll('-', '_')}_LINKER`] = toolchain.cxx
+    run('cargo', ['build', '--release', '-p', WORKER, '--target', triple, '--target-dir', cargoDir], { env })
+    copyFileSync(join(cargoDir, triple, 'release', exe(target, WORKER)), file)
+  })
+  if (!built) log(`${WORKER} for ${target} ${variant} already built`)
+}
+
 /** Every variant of a target's programs, plus whisper.cpp's license beside them. */
 export function buildWhisper(target) {
   const src = whisperSource()
@@ -74,13 +119,14 @@ export function buildWhisper(target) {
   for (const variant of TARGETS[target].variants) {
     const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
     const out = variantDir(target, variant)
-    const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url))]
+    const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url), PATCH_FILE)]
     const built = stamped(out, inputs, () => {
       log(`building whisper.cpp ${P.WHISPER_SOURCE.version} for ${target} ${variant} (minutes on 2 cores)`)
       rmSync(out, { recursive: true, force: true })
       cmakeBuild(src, buildDir(target, variant), flags, out, target)
     })
     if (!built) log(`whisper.cpp for ${target} ${variant} already built`)
+    buildWorker(target, variant, toolchain, out, inputs)
   }
   copyFileSync(join(src, 'LICENSE'), join(targetDir(target), 'LICENSE.whisper.cpp'))
   return targetDir(target)
@@ -90,7 +136,7 @@ export function buildWhisper(target) {
 export function buildNative() {
   const src = whisperSource()
   const out = join(P.HOME, 'native', 'bin')
-  stamped(out, [P.WHISPER_SOURCE, COMMON_FLAGS, 'native'], () => {
+  stamped(out, [P.WHISPER_SOURCE, COMMON_FLAGS, 'native', contentOf(PATCH_FILE)], () => {
     log('building whisper.cpp for this CPU (-march=native), for the benchmark')
     cmakeBuild(src, join(P.HOME, 'build', 'native'), ['-DGGML_NATIVE=ON'], out, process.platform === 'win32' ? 'win32' : '')
   })

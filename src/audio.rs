@@ -7,6 +7,7 @@ use crate::error::{display_path, Result, WhisperError};
 use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Compressed speech is rarely below 16 kbit/s, so size / 2000 bytes per second
@@ -18,11 +19,175 @@ const MIN_PCM_BYTES_PER_SEC: u64 = 8000;
 /// RIFF chunks read before `data` at most; real files have a handful.
 const MAX_WAV_CHUNKS: usize = 64;
 
+/// Where a request's audio is.
 #[derive(Debug, Clone)]
-pub struct AudioFile {
-    /// Absolute, so whisper never mistakes a name like `-x.wav` for a flag.
-    pub path: PathBuf,
+pub enum Source {
+    /// A file. Absolute, so whisper never mistakes a name like `-x.wav` for a flag.
+    File(PathBuf),
+    /// An audio file's bytes (WAV, MP3, FLAC, OGG).
+    Bytes(Arc<[u8]>),
+    /// 16 kHz mono samples.
+    Samples(Arc<[f32]>),
+}
+
+/// Audio as the caller gave it, not yet checked.
+#[derive(Debug)]
+pub enum Input {
+    Path(String),
+    Bytes(Vec<u8>),
+    Samples(Vec<f32>),
+}
+
+impl From<String> for Input {
+    fn from(path: String) -> Self {
+        Input::Path(path)
+    }
+}
+
+impl From<&str> for Input {
+    fn from(path: &str) -> Self {
+        Input::Path(path.to_owned())
+    }
+}
+
+impl Input {
+    /// How errors name it before it is checked.
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Path(p) => p.clone(),
+            Input::Bytes(b) => format!("<audio in memory: {} bytes>", b.len()),
+            Input::Samples(s) => format!("<audio in memory: {} samples>", s.len()),
+        }
+    }
+
+    /// As it is, for a request that ends before its check (aborted while waiting).
+    pub fn unchecked(self) -> Audio {
+        let source = match self {
+            Input::Path(p) => Source::File(PathBuf::from(p)),
+            Input::Bytes(b) => Source::Bytes(b.into()),
+            Input::Samples(s) => Source::Samples(s.into()),
+        };
+        Audio {
+            source,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The checks of its kind: bounded work, to be run off the JS thread.
+    pub fn check(self) -> Result<Audio> {
+        match self {
+            Input::Path(p) => check(&p),
+            Input::Bytes(b) => check_bytes(b),
+            Input::Samples(s) => check_samples(s),
+        }
+    }
+}
+
+/// A request's audio, checked, with its (estimated) duration.
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub source: Source,
     pub duration: Duration,
+}
+
+/// whisper's sample rate: what `Source::Samples` holds.
+pub const SAMPLE_RATE: usize = 16_000;
+
+impl Audio {
+    /// How status and errors name it.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::File(path) => display_path(path),
+            Source::Bytes(b) => format!("<audio in memory: {} bytes>", b.len()),
+            Source::Samples(s) => format!("<audio in memory: {} samples>", s.len()),
+        }
+    }
+
+    /// The file, if it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The bytes of an audio file for programs that read one: a file's
+    /// own bytes as they are, samples as a 32-bit float WAV. None for a file.
+    pub fn file_bytes(&self) -> Option<Arc<[u8]>> {
+        match &self.source {
+            Source::File(_) => None,
+            Source::Bytes(b) => Some(b.clone()),
+            Source::Samples(s) => Some(float_wav(s).into()),
+        }
+    }
+}
+
+/// A 16 kHz mono WAV of 32-bit float samples.
+pub fn float_wav(samples: &[f32]) -> Vec<u8> {
+    let data = (samples.len() * 4) as u32;
+    let mut v = Vec::with_capacity(44 + samples.len() * 4);
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&(SAMPLE_RATE as u32).to_le_bytes());
+    v.extend_from_slice(&(SAMPLE_RATE as u32 * 4).to_le_bytes());
+    v.extend_from_slice(&4u16.to_le_bytes());
+    v.extend_from_slice(&32u16.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        v.extend_from_slice(&s.to_le_bytes());
+    }
+    v
+}
+
+/// Audio file bytes: not empty, and a WAV header (if it is one) that describes audio.
+pub fn check_bytes(bytes: Vec<u8>) -> Result<Audio> {
+    let what = format!("<audio in memory: {} bytes>", bytes.len());
+    let fail = |reason: String| WhisperError::AudioUnreadable {
+        path: what.clone(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(fail("the buffer is empty".into()));
+    }
+    let len = bytes.len() as u64;
+    let duration = match wav_header(&mut std::io::Cursor::new(&bytes), len) {
+        Wav::Duration(d) => d,
+        Wav::Invalid(reason) => return Err(fail(reason)),
+        Wav::Absent | Wav::Unknown => {
+            Duration::from_secs_f64(len as f64 / MIN_COMPRESSED_BYTES_PER_SEC as f64)
+        }
+    };
+    Ok(Audio {
+        source: Source::Bytes(bytes.into()),
+        duration,
+    })
+}
+
+/// 16 kHz mono samples: not empty, every one a finite number.
+pub fn check_samples(samples: Vec<f32>) -> Result<Audio> {
+    let what = format!("<audio in memory: {} samples>", samples.len());
+    let fail = |reason: String| WhisperError::AudioUnreadable {
+        path: what.clone(),
+        reason,
+    };
+    if samples.is_empty() {
+        return Err(fail("the Float32Array holds no samples".into()));
+    }
+    if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        return Err(fail(format!(
+            "sample {i} is {}: samples must be finite numbers (16 kHz mono, about -1 to 1)",
+            samples[i]
+        )));
+    }
+    Ok(Audio {
+        duration: Duration::from_secs_f64(samples.len() as f64 / SAMPLE_RATE as f64),
+        source: Source::Samples(samples.into()),
+    })
 }
 
 fn unreadable(path: &Path, reason: impl Into<String>) -> WhisperError {
@@ -74,7 +239,7 @@ pub fn open(path: &Path) -> Result<(File, Metadata)> {
 }
 
 /// Exists, is a regular non-empty file, can be read; with its duration.
-pub fn check(path: &str) -> Result<AudioFile> {
+pub fn check(path: &str) -> Result<Audio> {
     let not_found = || WhisperError::AudioNotFound {
         path: path.to_owned(),
     };
@@ -90,8 +255,8 @@ pub fn check(path: &str) -> Result<AudioFile> {
             Duration::from_secs_f64(meta.len() as f64 / MIN_COMPRESSED_BYTES_PER_SEC as f64)
         }
     };
-    Ok(AudioFile {
-        path: abs,
+    Ok(Audio {
+        source: Source::File(abs),
         duration,
     })
 }
@@ -271,7 +436,10 @@ mod tests {
     fn makes_relative_paths_absolute() {
         // cargo runs tests in the package root, where Cargo.toml lives.
         let a = check("Cargo.toml").unwrap();
-        assert_eq!(a.path, std::env::current_dir().unwrap().join("Cargo.toml"));
+        assert_eq!(
+            a.path().unwrap(),
+            std::env::current_dir().unwrap().join("Cargo.toml")
+        );
     }
 
     #[test]
@@ -333,6 +501,36 @@ mod tests {
         };
         assert!(matches!(wav_header(&mut file, len), Wav::Unknown));
         assert!(file.reads <= MAX_WAV_CHUNKS + 1, "{} reads", file.reads);
+    }
+
+    #[test]
+    fn memory_input_is_checked_like_a_file() {
+        assert_eq!(
+            check_samples(vec![]).unwrap_err().code(),
+            "ERR_AUDIO_UNREADABLE"
+        );
+        let e = check_samples(vec![0.0, f32::NAN]).unwrap_err();
+        assert!(e.to_string().contains("sample 1 is NaN"), "{e}");
+        let a = check_samples(vec![0.0; 8000]).unwrap();
+        assert_eq!(a.duration, Duration::from_millis(500));
+        assert_eq!(
+            check_bytes(vec![]).unwrap_err().code(),
+            "ERR_AUDIO_UNREADABLE"
+        );
+        let a = check_bytes(wav(2.0, None)).unwrap();
+        assert!((a.duration.as_secs_f64() - 2.0).abs() < 1e-6);
+        let mut no_channels = wav(1.0, None);
+        no_channels[22] = 0;
+        assert!(check_bytes(no_channels).is_err());
+    }
+
+    #[test]
+    fn samples_become_a_float_wav_that_reads_back() {
+        let bytes = float_wav(&[0.5, -0.25]);
+        assert_eq!(bytes.len(), 44 + 8);
+        let a = check_bytes(bytes.clone()).unwrap();
+        assert!((a.duration.as_secs_f64() - 2.0 / 16000.0).abs() < 1e-9);
+        assert_eq!(&bytes[44..48], &0.5f32.to_le_bytes());
     }
 
     #[cfg(unix)]

@@ -84,18 +84,35 @@ const SET_BY_ENGINE: &[(&str, &str)] = &[
 pub enum For {
     WhisperCli,
     WhisperServer,
+    /// persistent-whisper-worker: decoding settings, -ot, -d,
+    /// --carry-initial-prompt, -fa, -nfa, -ng.
+    Worker,
 }
+
+/// Flags both whisper programs take that the worker program does not.
+const NOT_FOR_WORKER: &[&str] = &[
+    "-on", "-di", "-tdrz", "-dtw", "-dev", "--vad", "-vm", "-vt", "-vspd", "-vsd", "-vmsd", "-vp",
+    "-vo",
+];
 
 fn lookup(flag: &str, program: For) -> Option<Takes> {
     let cli_only: &[_] = match program {
         For::WhisperCli => CLI_ONLY,
-        For::WhisperServer => &[],
+        For::WhisperServer | For::Worker => &[],
     };
     COMMON
         .iter()
         .chain(cli_only)
         .find(|(short, long, _)| flag == *long || (!short.is_empty() && flag == *short))
+        .filter(|(short, long, _)| {
+            program != For::Worker
+                || !(NOT_FOR_WORKER.contains(short) || NOT_FOR_WORKER.contains(long))
+        })
         .map(|(_, _, takes)| *takes)
+}
+
+fn not_allowed(arg: &str, program: &str) -> String {
+    format!("{arg:?} is not a flag the engine passes to {program}; allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, -fa, -nfa, -ng, --vad, -vm (see README)")
 }
 
 /// Refuses any flag not on the backend's allow-list, and a flag missing its value.
@@ -121,13 +138,13 @@ pub fn check(args: &[String], program: For) -> Result<()> {
             None => {
                 return Err(WhisperError::invalid(
                     "extraArgs",
-                    format!(
-                        "{arg:?} is not a flag the engine passes to {}; allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, -fa, -nfa, -ng, --vad, -vm (see README)",
-                        match program {
-                            For::WhisperCli => "whisper-cli",
-                            For::WhisperServer => "whisper-server",
-                        }
-                    ),
+                    match program {
+                        For::WhisperCli => not_allowed(arg, "whisper-cli"),
+                        For::WhisperServer => not_allowed(arg, "whisper-server"),
+                        For::Worker => format!(
+                            "{arg:?} is not a flag backend 'worker' supports; allowed are decoding flags such as -bs, -bo, -nf, --prompt, and -ot, -d, --carry-initial-prompt, -fa, -nfa, -ng (see README; backend 'cli' takes more)"
+                        ),
+                    },
                 ))
             }
         }
@@ -141,6 +158,23 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_worker_takes_decoding_flags_and_refuses_the_rest() {
+        check(
+            &args(&["-bs", "1", "-ot", "500", "-ng", "-nfa"]),
+            For::Worker,
+        )
+        .unwrap();
+        for bad in [
+            &["--vad"][..],
+            &["-dtw", "tiny"],
+            &["--suppress-regex", "x"],
+        ] {
+            let e = check(&args(bad), For::Worker).unwrap_err();
+            assert!(e.to_string().contains("backend 'worker'"), "{e}");
+        }
     }
 
     #[test]

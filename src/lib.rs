@@ -20,7 +20,7 @@
 //!   (file checks, duration), [`model`] (model header), [`locate`] (finding
 //!   the programs, CPU variants), [`process`] (spawning, death with the host),
 //!   [`transcript`], [`decoding`], [`language`], [`events`], [`error`],
-//!   [`log`], [`cancel`], [`notify`].
+//!   [`log`], [`cancel`], [`notify`], [`observe`] (progress and segments).
 
 pub mod audio;
 pub mod backend;
@@ -35,6 +35,7 @@ pub mod locate;
 pub mod log;
 pub mod model;
 pub mod notify;
+pub mod observe;
 pub mod options;
 pub mod pool;
 pub mod process;

@@ -26,6 +26,9 @@ pub enum BackendKind {
     Cli,
     /// One whisper-server per worker, model loaded once.
     Server,
+    /// persistent-whisper-worker: the model loaded once per process, the
+    /// workers decode slots in it.
+    Worker,
 }
 
 impl BackendKind {
@@ -33,8 +36,17 @@ impl BackendKind {
         match self {
             BackendKind::Cli => "cli",
             BackendKind::Server => "server",
+            BackendKind::Worker => "worker",
         }
     }
+}
+
+/// `-ot`, `-d` and `--carry-initial-prompt`, which go with each request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerExtras {
+    pub offset_ms: i32,
+    pub duration_ms: i32,
+    pub carry_initial_prompt: bool,
 }
 
 /// High-priority requests (dictation) are dispatched before queued normal ones.
@@ -50,7 +62,10 @@ pub struct EngineOptions {
     pub model_path: PathBuf,
     pub whisper_path: Option<PathBuf>,
     pub server_path: Option<PathBuf>,
+    pub worker_path: Option<PathBuf>,
     pub backend: BackendKind,
+    /// Backend 'worker': processes the slots are spread over.
+    pub processes: usize,
     /// First port for worker servers; None: ports the OS picks.
     pub base_port: Option<u16>,
     pub health_check_interval: Duration,
@@ -75,6 +90,10 @@ pub struct EngineOptions {
     pub decoding: Decoding,
     /// ...and the rest on its command line.
     pub server_args: Vec<String>,
+    /// ...and for the worker program, the rest goes with each request or
+    /// on its command line.
+    pub worker_extras: WorkerExtras,
+    pub worker_flags: Vec<String>,
     pub log_level: LogLevel,
 }
 
@@ -85,7 +104,9 @@ impl EngineOptions {
             model_path: model_path.into(),
             whisper_path: None,
             server_path: None,
+            worker_path: None,
             backend: BackendKind::Cli,
+            processes: 1,
             base_port: None,
             health_check_interval: DEFAULT_HEALTH_INTERVAL,
             min_workers: DEFAULT_POOL_SIZE,
@@ -100,6 +121,8 @@ impl EngineOptions {
             extra_args: Vec::new(),
             decoding: Decoding::default(),
             server_args: Vec::new(),
+            worker_extras: WorkerExtras::default(),
+            worker_flags: Vec::new(),
             log_level: LogLevel::default(),
         }
     }
@@ -126,13 +149,26 @@ impl EngineOptions {
                 ),
             ));
         }
+        if self.processes > self.max_workers {
+            return Err(WhisperError::invalid(
+                "processes",
+                format!(
+                    "must not exceed maxWorkers ({} > {}): each process serves at least one worker",
+                    self.processes, self.max_workers
+                ),
+            ));
+        }
         let program = match self.backend {
             BackendKind::Cli => extra_args::For::WhisperCli,
             BackendKind::Server => extra_args::For::WhisperServer,
+            BackendKind::Worker => extra_args::For::Worker,
         };
         extra_args::check(&self.extra_args, program)?;
         let (decoding, rest) = Decoding::from_args(&self.extra_args)?;
         self.decoding = decoding;
+        if self.backend == BackendKind::Worker {
+            (self.worker_extras, self.worker_flags) = worker_settings(&rest)?;
+        }
         self.server_args = rest;
         Ok(self)
     }
@@ -143,6 +179,40 @@ pub struct TranscribeOptions {
     pub language: Option<String>,
     pub timeout: Option<Duration>,
     pub priority: Priority,
+}
+
+/// The worker program's share of `extraArgs` after the decoding settings:
+/// what goes with each request, and its command-line flags.
+fn worker_settings(rest: &[String]) -> Result<(WorkerExtras, Vec<String>)> {
+    let mut extras = WorkerExtras::default();
+    let mut flags = Vec::new();
+    let mut it = rest.iter();
+    let number = |flag: &str, v: Option<&String>| -> Result<i32> {
+        v.and_then(|v| v.parse().ok()).ok_or_else(|| {
+            WhisperError::invalid(
+                "extraArgs",
+                format!("{flag} needs a number of milliseconds after it"),
+            )
+        })
+    };
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "-ot" | "--offset-t" => extras.offset_ms = number(flag, it.next())?,
+            "-d" | "--duration" => extras.duration_ms = number(flag, it.next())?,
+            "--carry-initial-prompt" => extras.carry_initial_prompt = true,
+            "-ng" | "--no-gpu" => flags.push("--no-gpu".to_owned()),
+            "-nfa" | "--no-flash-attn" => flags.push("--no-flash-attn".to_owned()),
+            // Flash attention is the worker's default, as it is whisper-cli's.
+            "-fa" | "--flash-attn" => {}
+            other => {
+                return Err(WhisperError::invalid(
+                    "extraArgs",
+                    format!("{other:?} is not supported by backend 'worker'"),
+                ))
+            }
+        }
+    }
+    Ok((extras, flags))
 }
 
 pub fn available_cpus() -> usize {
@@ -196,9 +266,10 @@ pub mod check {
         match s {
             "cli" => Ok(BackendKind::Cli),
             "server" => Ok(BackendKind::Server),
+            "worker" => Ok(BackendKind::Worker),
             other => Err(WhisperError::invalid(
                 "backend",
-                format!("must be \"cli\" or \"server\" (got {other:?})"),
+                format!("must be \"cli\", \"server\" or \"worker\" (got {other:?})"),
             )),
         }
     }

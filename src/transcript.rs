@@ -43,7 +43,7 @@ struct CliOffsets {
 impl Transcript {
     /// From whisper's segments (start ms, end ms, text as whisper wrote it):
     /// the text is their concatenation, each segment's text trimmed.
-    fn assemble(parts: impl Iterator<Item = (u64, u64, String)>, language: String) -> Self {
+    pub fn assemble(parts: impl Iterator<Item = (u64, u64, String)>, language: String) -> Self {
         let mut raw = String::new();
         let segments = parts
             .map(|(start_ms, end_ms, text)| {

@@ -1,6 +1,7 @@
-//! Injected faults, the same for both backends: each fails its own request
-//! with its code and the pool heals. Driven by the FAKE whisper-cli and FAKE
-//! whisper-server (tests/fake-whisper/, fault injection only).
+//! Injected faults, the same for every backend: each fails its own request
+//! with its code and the pool heals. Driven by the FAKE whisper-cli, FAKE
+//! whisper-server and FAKE persistent-whisper-worker (tests/fake-whisper/,
+//! fault injection only).
 
 mod common;
 
@@ -8,10 +9,11 @@ use common::*;
 use persistent_whisper::options::{EngineOptions, TranscribeOptions};
 use std::time::Duration;
 
-fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, EngineOptions); 2] {
+fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, EngineOptions); 3] {
     [
         ("cli", s.options(pool_size)),
         ("server", s.server_options(pool_size)),
+        ("worker", s.worker_options(pool_size)),
     ]
 }
 
@@ -26,12 +28,24 @@ async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
         ("unreadable", "ERR_AUDIO_UNREADABLE"),
     ];
     for (backend, raw) in backends(&s, 2) {
+        // A worker process that prints garbage cannot be trusted with the
+        // other requests in it: it is killed, and its request crashed.
+        let garbage = if backend == "worker" {
+            "ERR_WORKER_CRASHED"
+        } else {
+            "ERR_WHISPER_FAILED"
+        };
         let engine = s.engine(raw).await;
         let timeout = TranscribeOptions {
             timeout: Some(Duration::from_millis(400)),
             ..Default::default()
         };
         for (directive, expected) in faults {
+            let expected = if directive == "garbage" {
+                garbage
+            } else {
+                expected
+            };
             let bystander = submit(&engine, &s.job("work 0.1 bystander"));
             let faulty = engine.transcribe(s.job(directive), timeout.clone());
             assert_eq!(
@@ -53,8 +67,9 @@ async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
             );
         }
         let stats = engine.status().await.pool_stats.unwrap();
-        // crash, hang and die-mid-output replace their worker.
-        assert_eq!(stats.workers_replaced, 3, "{backend}");
+        // crash, hang and die-mid-output replace their worker (and garbage a worker process).
+        let replaced = if backend == "worker" { 4 } else { 3 };
+        assert_eq!(stats.workers_replaced, replaced, "{backend}");
         assert_eq!(
             stats.total_requests_failed,
             faults.len() as u64,
@@ -73,16 +88,19 @@ async fn aborting_a_running_request_keeps_its_worker_serving() {
     let s = Scratch::new("abort-running");
     for (backend, raw) in backends(&s, 1) {
         let engine = s.engine(raw).await;
-        let running = submit(&engine, &s.job("hang"));
+        let running = submit(&engine, &s.job("work 60 never"));
         let queued = submit(&engine, &s.job("ok next"));
-        let worker = engine.worker_statuses().await[0].id.clone();
+        let before = engine.worker_statuses().await[0].clone();
         running.abort_handle().abort();
         assert_eq!(code(&settle(running).await), "ERR_ABORTED", "{backend}");
         let next = settle(queued).await.unwrap();
         assert_eq!(next.transcript.text, "next");
-        if backend == "server" {
-            // Dropping the connection is enough: the same server serves on.
-            assert_eq!(next.worker_id, worker);
+        if backend != "cli" {
+            // The same process serves on: a dropped connection stops
+            // whisper-server, whisper's abort callback the worker.
+            assert_eq!(next.worker_id, before.id, "{backend}");
+            let after = engine.worker_statuses().await[0].clone();
+            assert_eq!(after.pid, before.pid, "{backend}");
         }
         let stats = engine.status().await.pool_stats.unwrap();
         assert_eq!(

@@ -3,13 +3,15 @@
 use super::verdict;
 use super::{PidReporter, Request, Unfinished};
 use crate::cancel::CancelReason;
-use crate::error::{display_path, WhisperError};
+use crate::error::WhisperError;
 use crate::locate;
 use crate::process::{self, Output, TERMINATE_GRACE};
 use crate::transcript::{self, Transcript};
 use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, Clone)]
 pub struct CliBackend {
@@ -20,11 +22,16 @@ pub struct CliBackend {
 
 impl CliBackend {
     pub fn args(&self, request: &Request) -> Vec<OsString> {
+        // Audio from memory goes to its stdin ("-f -").
+        let input: OsString = match request.audio.path() {
+            Some(path) => path.into(),
+            None => "-".into(),
+        };
         let mut args: Vec<OsString> = vec![
             "-m".into(),
             self.model.clone().into(),
             "-f".into(),
-            request.audio.path.clone().into(),
+            input,
             "-t".into(),
             request.threads.to_string().into(),
             "-l".into(),
@@ -45,20 +52,29 @@ impl CliBackend {
         cancel: impl Future<Output = CancelReason>,
         report_pid: PidReporter<'_>,
     ) -> Result<Transcript, Unfinished> {
-        // The file may have changed since it was queued: same checks, same
+        let what = request.audio.describe();
+        // A file may have changed since it was queued: same checks, same
         // codes as at admission, and no whisper-cli left waiting on a FIFO.
-        let path = request.audio.path.clone();
-        tokio::task::spawn_blocking(move || crate::audio::open(&path).map(drop))
-            .await
-            .map_err(|e| WhisperError::WhisperFailed {
-                path: display_path(&request.audio.path),
-                detail: format!("checking the file failed: {e}"),
-            })??;
-        let mut child = process::spawn(process::command(&self.program).args(self.args(request)))
+        if let Some(path) = request.audio.path() {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || crate::audio::open(&path).map(drop))
+                .await
+                .map_err(|e| WhisperError::WhisperFailed {
+                    path: what.clone(),
+                    detail: format!("checking the file failed: {e}"),
+                })??;
+        }
+        let memory = request.audio.file_bytes();
+        let mut command = process::command(&self.program);
+        if memory.is_some() {
+            command.stdin(std::process::Stdio::piped());
+        }
+        let mut child = process::spawn(command.args(self.args(request)))
             .map_err(|e| locate::not_found(&locate::WHISPER_CLI, &self.program, e.to_string()))?;
         report_pid(child.id());
+        let feed = feed_stdin(child.stdin.take(), memory);
         let finished = tokio::select! {
-            output = process::collect(&mut child) => Ok(output),
+            (output, ()) = async { tokio::join!(process::collect(&mut child), feed) } => Ok(output),
             reason = cancel => Err(reason),
         };
         let result = match finished {
@@ -66,7 +82,7 @@ impl CliBackend {
             Ok(Err(io)) => {
                 process::terminate(&mut child, TERMINATE_GRACE).await;
                 Err(Unfinished::Failed(WhisperError::WhisperFailed {
-                    path: display_path(&request.audio.path),
+                    path: what,
                     detail: format!("reading whisper-cli's output failed: {io}"),
                 }))
             }
@@ -82,8 +98,8 @@ impl CliBackend {
     /// The exit code is not a verdict: whisper-cli exits 0 on unreadable audio
     /// and unknown flags. Look at the signal, stderr's `error:` lines and stdout.
     fn verdict(&self, request: &Request, out: Output) -> Result<Transcript, Unfinished> {
-        let audio = &request.audio.path;
-        let path = display_path(audio);
+        let path = request.audio.describe();
+        let audio = path.as_str();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let error_line = verdict::error_line(&stderr);
         if let Some(signal) = process::killed_by(&out.status) {
@@ -133,6 +149,15 @@ impl CliBackend {
             }
             .into()),
         }
+    }
+}
+
+/// Writes audio from memory to whisper-cli's stdin and closes it. A
+/// whisper-cli that stops reading (it failed) makes the write fail: its
+/// verdict says why, so the write error is not one.
+async fn feed_stdin(stdin: Option<tokio::process::ChildStdin>, bytes: Option<Arc<[u8]>>) {
+    if let (Some(mut stdin), Some(bytes)) = (stdin, bytes) {
+        let _ = stdin.write_all(&bytes).await;
     }
 }
 

@@ -2,10 +2,11 @@
 
 use super::cli::CliBackend;
 use super::server::{ServerBackend, ServerConfig};
+use super::worker::{Processes, WorkerConfig, WorkerSlot};
 use super::Backend;
 use crate::options::{available_cpus, BackendKind, EngineOptions};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How many threads a request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,7 @@ impl Threads {
 #[derive(Clone)]
 pub struct BackendFactory {
     make: Arc<dyn Fn() -> Backend + Send + Sync>,
+    renew: Option<Arc<dyn Fn() + Send + Sync>>,
     pub threads: Threads,
     /// Its backends own a process that must start before they take work.
     pub persistent: bool,
@@ -41,6 +43,15 @@ impl BackendFactory {
         (self.make)()
     }
 
+    /// restart(): backends made from now on share nothing with earlier ones
+    /// (the worker backend's slots get new processes, which load the model
+    /// again).
+    pub fn renew(&self) {
+        if let Some(renew) = &self.renew {
+            renew()
+        }
+    }
+
     fn new(
         threads: Threads,
         persistent: bool,
@@ -48,6 +59,7 @@ impl BackendFactory {
     ) -> Self {
         BackendFactory {
             make: Arc::new(make),
+            renew: None,
             threads,
             persistent,
         }
@@ -89,6 +101,34 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
             BackendFactory::new(Threads::Fixed(threads), true, move || {
                 Backend::Server(ServerBackend::new(config.clone()))
             })
+        }
+        BackendKind::Worker => {
+            let config = Arc::new(WorkerConfig {
+                program,
+                model: options.model_path.clone(),
+                model_bytes,
+                decoding: options.decoding.clone(),
+                extras: options.worker_extras.clone(),
+                flags: options.worker_flags.clone(),
+                processes: options.processes,
+                slots_per_process: options.max_workers.div_ceil(options.processes.max(1)),
+            });
+            let current = Arc::new(Mutex::new(Processes::new(config.clone())));
+            let (make_from, renew) = (current.clone(), current);
+            let mut factory = BackendFactory::new(
+                options
+                    .threads
+                    .map_or(Threads::Budget { cores }, Threads::Fixed),
+                true,
+                move || {
+                    let processes = make_from.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    Backend::Worker(WorkerSlot::new(processes))
+                },
+            );
+            factory.renew = Some(Arc::new(move || {
+                *renew.lock().unwrap_or_else(|e| e.into_inner()) = Processes::new(config.clone());
+            }));
+            factory
         }
     }
 }

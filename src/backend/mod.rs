@@ -5,24 +5,29 @@ pub mod cli;
 mod factory;
 pub mod server;
 mod verdict;
+pub mod worker;
 
 pub use factory::{factory, BackendFactory, Threads};
 
-use crate::audio::AudioFile;
+use crate::audio::Audio;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
+use crate::observe::Observer;
 use crate::transcript::Transcript;
 use std::future::Future;
+use std::sync::Arc;
 
 /// What a backend needs to run one request.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub id: String,
-    pub audio: AudioFile,
+    pub audio: Audio,
     pub language: String,
     /// Threads for this request (the pool's thread budget); a backend whose
     /// threads are fixed at start ignores it.
     pub threads: usize,
+    /// Where its progress and segments go, if the caller wants them.
+    pub observer: Option<Arc<Observer>>,
 }
 
 /// Why a request ended without a transcript.
@@ -47,12 +52,22 @@ pub type PidReporter<'a> = &'a (dyn Fn(Option<u32>) + Send + Sync);
 pub enum Backend {
     Cli(cli::CliBackend),
     Server(server::ServerBackend),
+    Worker(worker::WorkerSlot),
 }
 
 impl Backend {
     /// Whether the worker owns a long-lived process that must start first.
     pub fn is_persistent(&self) -> bool {
-        matches!(self, Backend::Server(_))
+        matches!(self, Backend::Server(_) | Backend::Worker(_))
+    }
+
+    /// The program it runs, for logs.
+    pub fn program(&self) -> &'static str {
+        match self {
+            Backend::Cli(_) => "whisper-cli",
+            Backend::Server(_) => "whisper-server",
+            Backend::Worker(_) => "persistent-whisper-worker",
+        }
     }
 
     /// Starts the worker's process (server: model loaded, its socket proven
@@ -62,13 +77,16 @@ impl Backend {
         match self {
             Backend::Cli(_) => Ok(()),
             Backend::Server(s) => s.start(stop).await,
+            Backend::Worker(w) => w.start(stop).await,
         }
     }
 
     /// Ends the worker's process, if it has one, and reaps it.
     pub async fn stop(&self) {
-        if let Backend::Server(s) = self {
-            s.stop().await
+        match self {
+            Backend::Cli(_) => {}
+            Backend::Server(s) => s.stop().await,
+            Backend::Worker(w) => w.stop().await,
         }
     }
 
@@ -77,6 +95,7 @@ impl Backend {
         match self {
             Backend::Cli(_) => None,
             Backend::Server(s) => s.pid(),
+            Backend::Worker(w) => w.pid(),
         }
     }
 
@@ -86,6 +105,7 @@ impl Backend {
         match self {
             Backend::Cli(_) => std::future::pending().await,
             Backend::Server(s) => s.lost().await,
+            Backend::Worker(w) => w.lost().await,
         }
     }
 
@@ -93,6 +113,7 @@ impl Backend {
         match self {
             Backend::Cli(_) => true,
             Backend::Server(s) => s.health_check().await,
+            Backend::Worker(w) => w.is_healthy(),
         }
     }
 
@@ -105,6 +126,7 @@ impl Backend {
         match self {
             Backend::Cli(cli) => cli.transcribe(request, cancel, report_pid).await,
             Backend::Server(server) => server.transcribe(request, cancel).await,
+            Backend::Worker(slot) => slot.transcribe(request, cancel).await,
         }
     }
 }

@@ -24,9 +24,9 @@ pub fn model_failure(
     })
 }
 
-/// whisper could not find or decode the audio.
-pub fn audio_failure(audio: &Path, stderr: &str) -> Option<WhisperError> {
-    let path = display_path(audio);
+/// whisper could not find or decode the audio (`audio` as errors name it).
+pub fn audio_failure(audio: &str, stderr: &str) -> Option<WhisperError> {
+    let path = audio.to_owned();
     if stderr.contains("input file not found") {
         return Some(WhisperError::AudioNotFound { path });
     }
@@ -37,9 +37,9 @@ pub fn audio_failure(audio: &Path, stderr: &str) -> Option<WhisperError> {
 }
 
 /// Audio whisper cannot decode, with the advice.
-pub fn unreadable(audio: &Path, what: &str) -> WhisperError {
+pub fn unreadable(audio: &str, what: &str) -> WhisperError {
     WhisperError::AudioUnreadable {
-        path: display_path(audio),
+        path: audio.to_owned(),
         reason: format!("{what}. {AUDIO_ADVICE}"),
     }
 }
@@ -70,7 +70,7 @@ mod tests {
         assert!(e.to_string().contains("/m/ggml.bin"));
         assert!(model_failure(m, Some(3), "", || "x".into()).is_some());
         assert!(model_failure(m, Some(0), "", || "x".into()).is_none());
-        let a = Path::new("/a.m4a");
+        let a = "/a.m4a";
         assert_eq!(
             audio_failure(a, "error: input file not found")
                 .unwrap()

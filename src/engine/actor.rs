@@ -18,6 +18,7 @@ use crate::events::{Event, EventSink};
 use crate::locate::{self, Located};
 use crate::log::{LogLevel, Logger};
 use crate::model;
+use crate::observe::Observer;
 use crate::options::{available_cpus, BackendKind, EngineOptions, TranscribeOptions};
 use crate::pool::{Job, Pool, PoolConfig, QueueStatus, Reply, WorkerStatus};
 use std::collections::VecDeque;
@@ -34,8 +35,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct Admission {
     pub request_id: String,
-    pub path: String,
+    pub input: audio::Input,
     pub options: TranscribeOptions,
+    pub observer: Option<Arc<Observer>>,
     pub cancel: CancelToken,
     pub reply: oneshot::Sender<Reply>,
 }
@@ -309,8 +311,9 @@ impl Actor {
     async fn admit(&mut self, a: Admission) {
         let Admission {
             request_id,
-            path,
+            input,
             options,
+            observer,
             cancel,
             reply,
         } = a;
@@ -334,16 +337,13 @@ impl Actor {
         };
         let audio = if cancel.is_cancelled() {
             // Aborted while it waited for its check: the pool counts it and says so.
-            Ok(audio::AudioFile {
-                path: PathBuf::from(&path),
-                duration: Duration::ZERO,
-            })
+            Ok(input.unchecked())
         } else {
-            let p = path.clone();
-            match tokio::time::timeout(CHECK_TIMEOUT, off_thread(move || audio::check(&p))).await {
+            let what = input.describe();
+            match tokio::time::timeout(CHECK_TIMEOUT, off_thread(move || input.check())).await {
                 Ok(checked) => checked,
                 Err(_) => Err(WhisperError::AudioUnreadable {
-                    path: path.clone(),
+                    path: what,
                     reason: format!(
                         "its file system did not answer within {} s",
                         CHECK_TIMEOUT.as_secs()
@@ -367,6 +367,7 @@ impl Actor {
                     .language
                     .unwrap_or_else(|| self.options.language.clone()),
                 threads: 0,
+                observer,
             },
             priority: options.priority,
             timeout,
@@ -429,6 +430,7 @@ async fn start_pool(
     let kind = match o.backend {
         BackendKind::Cli => &locate::WHISPER_CLI,
         BackendKind::Server => &locate::WHISPER_SERVER,
+        BackendKind::Worker => &locate::WHISPER_WORKER,
     };
     locate::probe(kind, &program.path).await?;
     let factory = backend::factory(o, program.path.clone(), model_bytes);
@@ -462,10 +464,16 @@ async fn off_thread<T: Send + 'static>(
     })
 }
 
-/// The program the backend runs: whisper-server is also looked for beside a
-/// whisper-cli the caller named (option or environment).
+/// The program the backend runs: whisper-server and the worker program are
+/// also looked for beside a whisper-cli the caller named (option or
+/// environment).
 fn locate_program(o: &EngineOptions) -> Result<Located> {
     let places = locate::Places::of_this_process();
+    let named_cli = || -> Option<PathBuf> {
+        o.whisper_path
+            .clone()
+            .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from))
+    };
     match o.backend {
         BackendKind::Cli => locate::find(
             &locate::WHISPER_CLI,
@@ -473,17 +481,17 @@ fn locate_program(o: &EngineOptions) -> Result<Located> {
             None,
             &places,
         ),
-        BackendKind::Server => {
-            let cli: Option<PathBuf> = o
-                .whisper_path
-                .clone()
-                .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from));
-            locate::find(
-                &locate::WHISPER_SERVER,
-                o.server_path.as_deref(),
-                cli.as_deref(),
-                &places,
-            )
-        }
+        BackendKind::Server => locate::find(
+            &locate::WHISPER_SERVER,
+            o.server_path.as_deref(),
+            named_cli().as_deref(),
+            &places,
+        ),
+        BackendKind::Worker => locate::find(
+            &locate::WHISPER_WORKER,
+            o.worker_path.as_deref(),
+            named_cli().as_deref(),
+            &places,
+        ),
     }
 }

@@ -8,10 +8,12 @@ mod status;
 
 pub use status::EngineStatus;
 
+use crate::audio::Input;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{Result, WhisperError};
 use crate::events::EventSink;
 use crate::log::{LogSink, Logger};
+use crate::observe::Observer;
 use crate::options::{EngineOptions, TranscribeOptions};
 use crate::pool::{Pool, QueueStatus, Reply, WorkerStatus};
 use actor::{Actor, Command, Snapshot};
@@ -144,9 +146,20 @@ impl Engine {
         self.ask(Command::Shutdown, || Ok(()))
     }
 
-    /// Queues a request for `path`. Its checks and queueing happen in order
+    /// Queues a request for `input`. Its checks and queueing happen in order
     /// with every other call; the reply says how it went.
-    pub fn transcribe(&self, path: String, options: TranscribeOptions) -> Submitted {
+    pub fn transcribe(&self, input: impl Into<Input>, options: TranscribeOptions) -> Submitted {
+        self.transcribe_observed(input.into(), options, None)
+    }
+
+    /// As transcribe(); `observer` gets the request's progress and
+    /// segments, all of them before the reply.
+    pub fn transcribe_observed(
+        &self,
+        input: Input,
+        options: TranscribeOptions,
+        observer: Option<Arc<Observer>>,
+    ) -> Submitted {
         let request_id = format!(
             "req-{}",
             self.shared.next_request.fetch_add(1, Ordering::Relaxed)
@@ -155,8 +168,9 @@ impl Engine {
         let cancel = CancelToken::default();
         let _ = self.commands.send(Command::Transcribe(actor::Admission {
             request_id: request_id.clone(),
-            path,
+            input,
             options,
+            observer,
             cancel: cancel.clone(),
             reply: tx,
         }));

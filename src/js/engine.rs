@@ -10,6 +10,7 @@ use crate::js::error::{to_js_error, to_thrown};
 use crate::js::options::{engine_options, transcription};
 use crate::js::types;
 use crate::locate;
+use crate::observe::{Observer, Report};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -43,6 +44,11 @@ fn rejected<'env, V: ToNapiValue + Send + 'static>(
 /// no Node process alive, and the JS layer emits them.
 type EventCallback =
     ThreadsafeFunction<types::EngineEvent, (), types::EngineEvent, Status, false, true>;
+
+/// A request's reports go to a JS function (lib/index.js calls onProgress
+/// and onSegment); held strongly, only while the request runs.
+type ReportCallback =
+    ThreadsafeFunction<types::RequestReport, (), types::RequestReport, Status, false>;
 
 /// A pool of whisper.cpp worker processes (the JS layer, lib/index.js,
 /// wraps it as an EventEmitter).
@@ -85,18 +91,21 @@ impl NativeEngine {
         promise(env, self.engine.initialize(), |()| ())
     }
 
+    /// `report` gets the request's progress and segments when its options
+    /// ask for them, then an 'end' report, all before the Promise settles.
     #[napi(
         catch_unwind,
-        ts_args_type = "audioFilePath: string, options?: TranscribeOptions",
+        ts_args_type = "audio: string | Float32Array | Uint8Array, options?: TranscribeOptions, report?: (report: RequestReport) => void",
         ts_return_type = "Promise<TranscriptionResult>"
     )]
     pub fn transcribe<'env>(
         &self,
         env: &'env Env,
-        audio_file_path: Unknown<'env>,
+        audio: Unknown<'env>,
         options: Option<Unknown<'env>>,
+        report: Option<ReportCallback>,
     ) -> napi::Result<PromiseRaw<'env, types::TranscriptionResult>> {
-        let request = match transcription(env, audio_file_path, options) {
+        let request = match transcription(env, audio, options) {
             Ok(r) => r,
             Err(e) => return rejected(env, e),
         };
@@ -105,9 +114,22 @@ impl NativeEngine {
             .as_ref()
             .is_some_and(|s| abort::is_aborted(env, s))
         {
-            return rejected(env, WhisperError::Aborted { path: request.path });
+            return rejected(
+                env,
+                WhisperError::Aborted {
+                    path: request.input.describe(),
+                },
+            );
         }
-        let submitted = self.engine.transcribe(request.path, request.options);
+        let report = report.filter(|_| request.observed).map(Arc::new);
+        let observer = report.clone().map(|callback| {
+            Arc::new(Observer::new(Arc::new(move |r: Report| {
+                callback.call(r.into(), ThreadsafeFunctionCallMode::NonBlocking);
+            })))
+        });
+        let submitted = self
+            .engine
+            .transcribe_observed(request.input, request.options, observer);
         // Listen only to requests that were queued; unhook once they settle.
         let listener = match request.signal {
             Some(signal) => {
@@ -133,7 +155,13 @@ impl NativeEngine {
         env.spawn_future_with_callback(
             async move {
                 let _engine = engine;
-                Ok(Submitted::settle(submitted).await)
+                let reply = Submitted::settle(submitted).await;
+                // Calls run in the order they were queued: once 'end' has
+                // run, every report has reached the caller.
+                if let Some(report) = report {
+                    let _ = report.call_async(types::RequestReport::end()).await;
+                }
+                Ok(reply)
             },
             move |env, result| {
                 // Settle first; a failing unhook changes nothing.
@@ -206,13 +234,15 @@ pub fn error_codes() -> Vec<&'static str> {
     WhisperError::CODES.to_vec()
 }
 
+const PROGRAMS: &str = "\"whisper-cli\", \"whisper-server\" or \"persistent-whisper-worker\"";
+
 /// Which whisper program the engine would run on this machine when no path
 /// is given, and where it was found: the environment variable, the installed
 /// platform package (with the CPU variant chosen for this machine), a
 /// development checkout's build, or the PATH.
 #[napi(
     catch_unwind,
-    ts_args_type = "program?: 'whisper-cli' | 'whisper-server'",
+    ts_args_type = "program?: 'whisper-cli' | 'whisper-server' | 'persistent-whisper-worker'",
     ts_return_type = "Promise<ProgramStatus>"
 )]
 pub fn locate_whisper<'env>(
@@ -222,9 +252,10 @@ pub fn locate_whisper<'env>(
     let wanted = |name: &str| match name {
         "whisper-cli" => Ok(&locate::WHISPER_CLI),
         "whisper-server" => Ok(&locate::WHISPER_SERVER),
+        "persistent-whisper-worker" => Ok(&locate::WHISPER_WORKER),
         other => Err(WhisperError::invalid(
             "program",
-            format!("must be \"whisper-cli\" or \"whisper-server\" (got {other:?})"),
+            format!("must be {PROGRAMS} (got {other:?})"),
         )),
     };
     let program = match program.map(|p| (p.get_type(), p)) {
@@ -238,7 +269,7 @@ pub fn locate_whisper<'env>(
         }
         _ => Err(WhisperError::invalid(
             "program",
-            "must be \"whisper-cli\" or \"whisper-server\"",
+            format!("must be {PROGRAMS}"),
         )),
     };
     promise(

@@ -4,6 +4,7 @@
 //! The `#[napi(object)]` structs below are the TypeScript view
 //! (index.d.ts); the readers are the only way values come in.
 
+use crate::audio::Input;
 use crate::error::WhisperError;
 use crate::js::error::take_exception;
 use crate::options::{check, EngineOptions, TranscribeOptions};
@@ -25,10 +26,19 @@ pub struct PersistentWhisperOptions {
     /// whisper-server (backend 'server'). Default: $WHISPER_SERVER_PATH, then
     /// beside whisperPath or $WHISPER_CLI_PATH, then as for whisperPath.
     pub server_path: Option<String>,
+    /// persistent-whisper-worker (backend 'worker'). Default:
+    /// $PERSISTENT_WHISPER_WORKER_PATH, then beside whisperPath or
+    /// $WHISPER_CLI_PATH, then as for whisperPath.
+    pub worker_path: Option<String>,
     /// How a worker runs whisper. 'cli' (default): one whisper-cli process per
     /// request. 'server': one whisper-server per worker, model loaded once.
-    #[napi(ts_type = "'cli' | 'server'")]
+    /// 'worker': the workers are decode slots in persistent-whisper-worker
+    /// processes that hold the model once each.
+    #[napi(ts_type = "'cli' | 'server' | 'worker'")]
     pub backend: Option<String>,
+    /// Backend 'worker': how many processes the slots are spread over (a
+    /// crash fails only the requests in its process). Default 1.
+    pub processes: Option<f64>,
     /// Backend 'server': first port to try for the workers' servers on
     /// 127.0.0.1 (ports in use are skipped). Default: ports the OS picks.
     pub base_port: Option<f64>,
@@ -50,9 +60,9 @@ pub struct PersistentWhisperOptions {
     /// Default: 30 s plus the audio's duration times a factor that grows with
     /// the model's size (3x for tiny.en, 6x for base); see README.
     pub timeout: Option<f64>,
-    /// whisper threads per request. Default: 'cli', the cores that running
-    /// requests leave free (all of them for a lone request); 'server', every
-    /// core for each server.
+    /// whisper threads per request. Default: 'cli' and 'worker', the cores
+    /// that running requests leave free (all of them for a lone request);
+    /// 'server', every core for each server.
     pub threads: Option<f64>,
     /// Spoken language code, or 'auto' to detect it. Default 'en'.
     pub language: Option<String>,
@@ -94,6 +104,16 @@ pub struct TranscribeRequestOptions {
     /// `null` and `undefined` mean no signal.
     #[napi(ts_type = "AbortSignal | null")]
     pub signal: Option<String>,
+    /// Called with the percent done (rising, ending at 100) before the
+    /// Promise settles. Live with backend 'worker'; the others report 100
+    /// when whisper is done.
+    #[napi(ts_type = "(percent: number) => void")]
+    pub on_progress: Option<String>,
+    /// Called with each segment of the result, in order, before the Promise
+    /// resolves. Live, as whisper decodes, with backend 'worker'; the others
+    /// deliver them when whisper is done.
+    #[napi(ts_type = "(segment: TranscriptionSegment) => void")]
+    pub on_segment: Option<String>,
 }
 
 fn type_name(t: ValueType) -> &'static str {
@@ -239,8 +259,14 @@ pub fn engine_options(env: &Env, value: Option<Unknown>) -> Result<EngineOptions
     if let Some(s) = f.string("serverPath")? {
         o.server_path = Some(check::path("serverPath", s)?);
     }
+    if let Some(s) = f.string("workerPath")? {
+        o.worker_path = Some(check::path("workerPath", s)?);
+    }
     if let Some(s) = f.string("backend")? {
         o.backend = check::backend(&s)?;
+    }
+    if let Some(n) = f.number("processes")? {
+        o.processes = check::integer("processes", n, 1, crate::options::MAX_POOL_SIZE)? as usize;
     }
     if let Some(n) = f.number("basePort")? {
         o.base_port = Some(check::integer("basePort", n, 1024, 65535)? as u16);
@@ -316,38 +342,85 @@ fn workers(f: &Fields, o: &mut EngineOptions) -> Result<()> {
 
 /// One transcribe() call's arguments, read and checked before anything is queued.
 pub struct Transcription<'env> {
-    pub path: String,
+    pub input: Input,
     pub options: TranscribeOptions,
     pub signal: Option<Object<'env>>,
+    /// onProgress or onSegment was given: the caller wants reports.
+    pub observed: bool,
+}
+
+const INPUT: &str = "audio";
+const INPUT_KINDS: &str = "a file path (string), a Float32Array of 16 kHz mono samples, or a Buffer/Uint8Array holding a WAV, MP3, FLAC or OGG file";
+
+/// A path, or audio in memory (copied: the caller may reuse its array).
+pub fn audio_input(env: &Env, value: Unknown) -> Result<Input> {
+    let wrong =
+        |got: &str| WhisperError::invalid(INPUT, format!("must be {INPUT_KINDS} (got {got})"));
+    match value.get_type() {
+        // SAFETY: a string value of this env.
+        Ok(ValueType::String) => {
+            return unsafe { String::from_napi_value(env.raw(), value.raw()) }
+                .map(Input::Path)
+                .map_err(|e| WhisperError::invalid(INPUT, e.reason))
+        }
+        Ok(ValueType::Object) => {}
+        Ok(t) => return Err(wrong(type_name(t))),
+        Err(e) => return Err(WhisperError::invalid(INPUT, e.reason)),
+    }
+    let mut is_typed = false;
+    // SAFETY: plain N-API calls on a value of this env; the data pointer is
+    // read for `length` elements of the array's own type before returning.
+    unsafe {
+        napi::sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed);
+        if !is_typed {
+            return Err(wrong("an object that is not a typed array"));
+        }
+        let mut kind = 0;
+        let mut length = 0usize;
+        let mut data = std::ptr::null_mut();
+        let status = napi::sys::napi_get_typedarray_info(
+            env.raw(),
+            value.raw(),
+            &mut kind,
+            &mut length,
+            &mut data,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        if status != napi::sys::Status::napi_ok {
+            return Err(wrong("a typed array that cannot be read"));
+        }
+        let empty = length == 0 || data.is_null();
+        match kind {
+            napi::sys::TypedarrayType::float32_array => Ok(Input::Samples(if empty {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(data as *const f32, length).to_vec()
+            })),
+            napi::sys::TypedarrayType::uint8_array => Ok(Input::Bytes(if empty {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(data as *const u8, length).to_vec()
+            })),
+            _ => Err(wrong("another kind of typed array")),
+        }
+    }
 }
 
 pub fn transcription<'env>(
     env: &'env Env,
-    path: Unknown<'env>,
+    input: Unknown<'env>,
     options: Option<Unknown<'env>>,
 ) -> Result<Transcription<'env>> {
-    let path = match path.get_type() {
-        // SAFETY: a string value of this env.
-        Ok(ValueType::String) => unsafe { String::from_napi_value(env.raw(), path.raw()) }
-            .map_err(|e| WhisperError::invalid("audioFilePath", e.reason))?,
-        Ok(t) => {
-            return Err(WhisperError::invalid(
-                "audioFilePath",
-                format!(
-                    "must be a string: the path of an audio file (got {})",
-                    type_name(t)
-                ),
-            ))
-        }
-        Err(e) => return Err(WhisperError::invalid("audioFilePath", e.reason)),
-    };
+    let input = audio_input(env, input)?;
     let options_value = match options {
         Some(v) if !matches!(v.get_type(), Ok(ValueType::Undefined | ValueType::Null)) => v,
         _ => {
             return Ok(Transcription {
-                path,
+                input,
                 options: TranscribeOptions::default(),
                 signal: None,
+                observed: false,
             })
         }
     };
@@ -355,7 +428,7 @@ pub fn transcription<'env>(
         env,
         options_value,
         "options",
-        "{ language, timeout, priority, signal }",
+        "{ language, timeout, priority, signal, onProgress, onSegment }",
     )?;
     let mut options = TranscribeOptions::default();
     if let Some(s) = f.string("language")? {
@@ -371,10 +444,20 @@ pub fn transcription<'env>(
         None => None,
         Some(v) => Some(abort_signal(env, v)?),
     };
+    let mut observed = false;
+    for name in ["onProgress", "onSegment"] {
+        if let Some(v) = f.get(name)? {
+            if !matches!(v.get_type(), Ok(ValueType::Function)) {
+                return Err(Fields::wrong(name, "a function", &v));
+            }
+            observed = true;
+        }
+    }
     Ok(Transcription {
-        path,
+        input,
         options,
         signal,
+        observed,
     })
 }
 

@@ -33,6 +33,54 @@ pub struct TranscriptionResult {
     pub processing_time_ms: f64,
 }
 
+impl From<crate::transcript::Segment> for TranscriptionSegment {
+    fn from(s: crate::transcript::Segment) -> Self {
+        TranscriptionSegment {
+            start: s.start_ms as f64,
+            end: s.end_ms as f64,
+            text: s.text,
+        }
+    }
+}
+
+/// One report on a running request, for lib/index.js to hand to the
+/// caller's onProgress / onSegment; 'end' comes after every other.
+#[napi(object)]
+pub struct RequestReport {
+    #[napi(ts_type = "'progress' | 'segment' | 'end'")]
+    pub r#type: String,
+    pub percent: Option<u32>,
+    pub segment: Option<TranscriptionSegment>,
+}
+
+impl RequestReport {
+    pub fn end() -> Self {
+        RequestReport {
+            r#type: "end".into(),
+            percent: None,
+            segment: None,
+        }
+    }
+}
+
+impl From<crate::observe::Report> for RequestReport {
+    fn from(r: crate::observe::Report) -> Self {
+        use crate::observe::Report;
+        match r {
+            Report::Progress(p) => RequestReport {
+                r#type: "progress".into(),
+                percent: Some(p.into()),
+                segment: None,
+            },
+            Report::Segment(s) => RequestReport {
+                r#type: "segment".into(),
+                percent: None,
+                segment: Some(s.into()),
+            },
+        }
+    }
+}
+
 impl From<CoreResult> for TranscriptionResult {
     fn from(r: CoreResult) -> Self {
         TranscriptionResult {
@@ -41,11 +89,7 @@ impl From<CoreResult> for TranscriptionResult {
                 .transcript
                 .segments
                 .into_iter()
-                .map(|s| TranscriptionSegment {
-                    start: s.start_ms as f64,
-                    end: s.end_ms as f64,
-                    text: s.text,
-                })
+                .map(TranscriptionSegment::from)
                 .collect(),
             language: r.transcript.language,
             request_id: r.request_id,
@@ -98,7 +142,7 @@ pub struct PoolStats {
     pub max_workers: u32,
     pub available_workers: u32,
     pub busy_workers: u32,
-    /// Workers whose whisper-server has the model loaded ('server').
+    /// Workers whose process has the model loaded ('server', 'worker').
     pub loaded_workers: u32,
     pub queue_length: u32,
     /// Busy workers as a percentage of all workers.

@@ -31,6 +31,12 @@ pub const WHISPER_SERVER: Program = Program {
     env_var: "WHISPER_SERVER_PATH",
 };
 
+pub const WHISPER_WORKER: Program = Program {
+    name: "persistent-whisper-worker",
+    option: "workerPath",
+    env_var: "PERSISTENT_WHISPER_WORKER_PATH",
+};
+
 /// How a program was found, in the order the places are searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FoundBy {

@@ -5,7 +5,7 @@ use super::worker::{Attempts, Busy, Retirement};
 use super::{cancelled_error, Job, Reply, Shared, TranscriptionResult};
 use crate::backend::{Backend, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
-use crate::error::{display_path, WhisperError};
+use crate::error::WhisperError;
 use crate::events::Event;
 use crate::log::Logger;
 use crate::transcript::Transcript;
@@ -70,7 +70,7 @@ impl Shared {
             let worker = &mut state.workers[i];
             worker.begin(Busy {
                 request: queued.job.request.id.clone(),
-                path: display_path(&queued.job.request.audio.path),
+                path: queued.job.request.audio.describe(),
                 started: Instant::now(),
                 cancel: queued.job.cancel.clone(),
                 threads,
@@ -167,7 +167,7 @@ impl Shared {
         reason: CancelReason,
         tx: oneshot::Sender<Reply>,
     ) {
-        let path = display_path(&queued.job.request.audio.path);
+        let path = queued.job.request.audio.describe();
         let Some(error) = cancelled_error(reason, path, queued.job.timeout) else {
             return;
         };
@@ -198,7 +198,8 @@ impl Shared {
             processing_time,
         } = job;
         let request_id = queued.job.request.id.clone();
-        let path = display_path(&queued.job.request.audio.path);
+        let path = queued.job.request.audio.describe();
+        let observer = queued.job.request.observer.clone();
         let mut answer: Option<(oneshot::Sender<Reply>, Reply)> = None;
         let assignments = {
             let mut state = self.lock();
@@ -322,6 +323,9 @@ impl Shared {
         };
         self.spawn_all(assignments);
         if let Some((tx, reply)) = answer {
+            if let (Ok(result), Some(observer)) = (&reply, &observer) {
+                observer.finish(&result.transcript);
+            }
             let _ = tx.send(reply);
         }
     }

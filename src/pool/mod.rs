@@ -168,7 +168,7 @@ impl Pool {
             state.take_queued(request_id)
         };
         if let Some(queued) = removed {
-            let path = crate::error::display_path(&queued_path(&queued));
+            let path = queued.job.request.audio.describe();
             self.shared
                 .settle_unrun(queued, WhisperError::Aborted { path });
         }
@@ -218,10 +218,6 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         status::stats(&self.shared, &self.shared.lock())
     }
-}
-
-fn queued_path(q: &Queued) -> std::path::PathBuf {
-    q.job.request.audio.path.clone()
 }
 
 impl Shared {

@@ -4,7 +4,7 @@
 use super::latency::LatencyWindow;
 use super::worker::WorkerRecord;
 use super::{Job, Shared};
-use crate::error::{display_path, WhisperError};
+use crate::error::WhisperError;
 use crate::events::Event;
 use crate::options::Priority;
 use std::collections::VecDeque;
@@ -115,7 +115,7 @@ impl Shared {
     /// shutting down, or the queue is full.
     pub(super) fn admit(&self, state: &mut PoolState, job: Job) {
         state.totals.submitted += 1;
-        let path = display_path(&job.request.audio.path);
+        let path = job.request.audio.describe();
         let refused = if job.cancel.is_cancelled() {
             state.totals.aborted += 1;
             Some(WhisperError::Aborted { path: path.clone() })

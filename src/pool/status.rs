@@ -3,7 +3,6 @@
 use super::latency::Percentiles;
 use super::state::PoolState;
 use super::Shared;
-use crate::error::display_path;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +81,7 @@ pub(super) fn queue(shared: &Shared, state: &PoolState) -> QueueStatus {
             .iter()
             .map(|q| QueuedRequest {
                 id: q.job.request.id.clone(),
-                audio_file_path: display_path(&q.job.request.audio.path),
+                audio_file_path: q.job.request.audio.describe(),
                 waiting_ms: ms(now - q.enqueued_at),
             })
             .collect(),

@@ -119,7 +119,8 @@ impl Shared {
                 worker.phase = Phase::Ready;
                 worker.pid = backend.pid();
                 worker.log.info(format_args!(
-                    "ready: whisper-server pid {} has the model loaded",
+                    "ready: {} pid {} has the model loaded",
+                    backend.program(),
                     backend.pid().unwrap_or(0)
                 ));
                 let gone = worker.gone.clone();
@@ -313,6 +314,7 @@ impl Shared {
         let assignments;
         let ids = {
             let mut state = self.lock();
+            self.factory.renew();
             let old: Vec<String> = state.workers.iter().map(|w| w.id.clone()).collect();
             let size = old
                 .len()

@@ -17,8 +17,19 @@ use tokio::process::{Child, Command};
 /// that the watchdog alone must end the children (for tests).
 pub const NO_PDEATHSIG_ENV: &str = "PERSISTENT_WHISPER_NO_PDEATHSIG";
 
+/// How a child learns that the host died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// By the means above: the child cannot tell by itself.
+    WithHost,
+    /// The child exits when its stdin closes, which the system does when the
+    /// host dies (persistent-whisper-worker): no watchdog. The Linux
+    /// parent-death signal still applies unless switched off.
+    WithStdin,
+}
+
 /// Arranges, before `cmd` is spawned, for its process to die with the host.
-pub fn prepare(cmd: &mut Command) {
+pub fn prepare(cmd: &mut Command, ends: Ends) {
     #[cfg(target_os = "linux")]
     if std::env::var_os(NO_PDEATHSIG_ENV).is_none() {
         let parent = std::process::id();
@@ -29,14 +40,18 @@ pub fn prepare(cmd: &mut Command) {
         return;
     }
     #[cfg(unix)]
-    if let Some(fd) = watchdog::pipe() {
-        // SAFETY: only write(2) to an open descriptor between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || watchdog::register_self(fd));
+    if ends == Ends::WithHost {
+        if let Some(fd) = watchdog::pipe() {
+            // SAFETY: only write(2) to an open descriptor between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || watchdog::register_self(fd));
+            }
         }
     }
     #[cfg(windows)]
     {
+        // The job object (adopt) covers both ways of ending.
+        let _ = ends;
         // No console window flashing up from a GUI (Electron) host, and no
         // share of the console's Ctrl-C.
         const CREATE_NO_WINDOW: u32 = 0x0800_0000;

@@ -17,6 +17,17 @@ pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 const STDERR_KEEP: usize = 64 * 1024;
 
 pub fn command(program: &Path) -> Command {
+    command_ending(program, death::Ends::WithHost)
+}
+
+/// A command for a program that exits when its stdin closes; stdin is piped.
+pub fn command_ending_with_stdin(program: &Path) -> Command {
+    let mut cmd = command_ending(program, death::Ends::WithStdin);
+    cmd.stdin(Stdio::piped());
+    cmd
+}
+
+fn command_ending(program: &Path, ends: death::Ends) -> Command {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -38,7 +49,7 @@ pub fn command(program: &Path) -> Command {
         // Own group: ending it ends anything the process started.
         cmd.process_group(0);
     }
-    death::prepare(&mut cmd);
+    death::prepare(&mut cmd, ends);
     cmd
 }
 

@@ -19,6 +19,11 @@ pub const FAKE_SERVER: &str = concat!(
     "/tests/fake-whisper/fake-whisper-server"
 );
 
+pub const FAKE_WORKER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-whisper/fake-persistent-whisper-worker"
+);
+
 /// What the engine checks of a model: ggml's magic and tiny.en's dimensions.
 fn fake_model_header() -> Vec<u8> {
     let mut bytes = b"lmgg".to_vec();
@@ -68,6 +73,22 @@ impl Scratch {
             server_path: Some(FAKE_SERVER.into()),
             ..self.options(pool_size)
         }
+    }
+
+    /// Options for the worker backend, with the fake worker program: one
+    /// process per slot, so that a fault in one leaves the others serving.
+    pub fn worker_options(&self, pool_size: usize) -> EngineOptions {
+        EngineOptions {
+            backend: BackendKind::Worker,
+            worker_path: Some(FAKE_WORKER.into()),
+            processes: pool_size,
+            ..self.options(pool_size)
+        }
+    }
+
+    /// How the fake worker program starts (see its header).
+    pub fn worker_start(&self, directive: &str) {
+        std::fs::write(self.dir.join("worker-start"), directive).unwrap();
     }
 
     /// How the fake whisper-server starts (see its header).

@@ -297,7 +297,7 @@ impl ServerBackend {
         request: &Request,
         cancel: impl Future<Output = CancelReason>,
     ) -> Result<Transcript, Unfinished> {
-        let path = display_path(&request.audio.path);
+        let path = request.audio.describe();
         let Some(server) = self.serving() else {
             return Err(Unfinished::NotStarted(
                 "its whisper-server is not running".into(),
@@ -357,7 +357,7 @@ impl ServerBackend {
                 .into()
             }),
             400 => Err(verdict::unreadable(
-                &request.audio.path,
+                &path,
                 &format!("whisper cannot decode it as audio ({})", text.trim()),
             )
             .into()),
@@ -370,24 +370,34 @@ impl ServerBackend {
     }
 
     /// The request body: the file streamed from disk (opened without
-    /// blocking, checked again), with the decoding settings.
+    /// blocking, checked again) or the audio from memory, with the
+    /// decoding settings.
     async fn upload(
         &self,
         request: &Request,
         path: &str,
     ) -> Result<reqwest::multipart::Form, Unfinished> {
-        let file_path = request.audio.path.clone();
-        let (file, meta) = tokio::task::spawn_blocking(move || crate::audio::open(&file_path))
-            .await
-            .map_err(|e| WhisperError::WhisperFailed {
-                path: path.to_owned(),
-                detail: format!("opening the file failed: {e}"),
-            })??;
-        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-        let part = reqwest::multipart::Part::stream_with_length(
-            reqwest::Body::wrap_stream(stream),
-            meta.len(),
-        )
+        let part = match request.audio.path() {
+            Some(file_path) => {
+                let file_path = file_path.to_owned();
+                let (file, meta) =
+                    tokio::task::spawn_blocking(move || crate::audio::open(&file_path))
+                        .await
+                        .map_err(|e| WhisperError::WhisperFailed {
+                            path: path.to_owned(),
+                            detail: format!("opening the file failed: {e}"),
+                        })??;
+                let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+                reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::wrap_stream(stream),
+                    meta.len(),
+                )
+            }
+            None => {
+                let bytes = request.audio.file_bytes().unwrap_or_default();
+                reqwest::multipart::Part::bytes(bytes.to_vec())
+            }
+        }
         .file_name("audio");
         let mut form = reqwest::multipart::Form::new().part("file", part);
         for (name, value) in self.config.decoding.form_fields(&request.language) {

@@ -1,0 +1,312 @@
+//! The worker backend: the project's own program, persistent-whisper-worker,
+//! loads the model once and runs several decodes at once, each on a fresh
+//! whisper state. The pool's workers are decode slots; `processes` spreads
+//! the slots over that many worker processes (for isolation: a crash fails
+//! only the requests in flight in its process). Requests go over the
+//! process's stdin, so there is no port and no secret for another local
+//! user to find, and the process exits when its stdin closes.
+
+mod process;
+
+use super::verdict;
+use super::{Request, Unfinished};
+use crate::cancel::{CancelReason, CancelToken};
+use crate::decoding::Decoding;
+use crate::error::{display_path, WhisperError};
+use crate::options::WorkerExtras;
+use persistent_whisper_protocol::{Audio, Failure, Params};
+use process::{Ended, WorkerProcess};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct WorkerConfig {
+    pub program: PathBuf,
+    pub model: PathBuf,
+    pub model_bytes: u64,
+    pub decoding: Decoding,
+    /// Settings from `extraArgs` that are not decoding settings.
+    pub extras: WorkerExtras,
+    /// Command-line flags of the worker program (`--no-gpu`, `--no-flash-attn`).
+    pub flags: Vec<String>,
+    pub processes: usize,
+    /// Decodes one process may run at once.
+    pub slots_per_process: usize,
+}
+
+impl WorkerConfig {
+    /// Loading takes longer for bigger models: 30 s plus 1 s per 50 MB.
+    fn start_timeout(&self) -> Duration {
+        Duration::from_secs(30 + self.model_bytes / 50_000_000)
+    }
+
+    fn params(&self, request: &Request) -> Params {
+        let d = &self.decoding;
+        Params {
+            language: request.language.clone(),
+            threads: request.threads.max(1) as u32,
+            beam_size: d.beam_size,
+            best_of: d.best_of,
+            temperature: d.temperature,
+            temperature_inc: d.temperature_inc,
+            entropy_thold: d.entropy_thold,
+            logprob_thold: d.logprob_thold,
+            no_speech_thold: d.no_speech_thold,
+            word_thold: d.word_thold,
+            max_context: d.max_context,
+            max_len: d.max_len,
+            audio_ctx: d.audio_ctx,
+            split_on_word: d.split_on_word,
+            translate: d.translate,
+            no_timestamps: d.no_timestamps,
+            suppress_nst: d.suppress_non_speech,
+            prompt: d.prompt.clone(),
+            carry_initial_prompt: self.extras.carry_initial_prompt,
+            offset_ms: self.extras.offset_ms,
+            duration_ms: self.extras.duration_ms,
+            progress: request.observer.is_some(),
+            segments: request.observer.is_some(),
+        }
+    }
+}
+
+/// One worker process and the slots it serves.
+#[derive(Default)]
+struct Seat {
+    slots: usize,
+    process: Option<Arc<WorkerProcess>>,
+}
+
+/// The worker processes of one generation of the pool (restart() starts
+/// a new one, so its slots load the model afresh).
+pub struct Processes {
+    config: Arc<WorkerConfig>,
+    seats: Vec<tokio::sync::Mutex<Seat>>,
+    /// Slots per process, for choosing the least-loaded one without waiting
+    /// for a start under way.
+    load: Mutex<Vec<usize>>,
+}
+
+impl Processes {
+    pub fn new(config: Arc<WorkerConfig>) -> Arc<Self> {
+        let n = config.processes.max(1);
+        Arc::new(Processes {
+            seats: (0..n).map(|_| Default::default()).collect(),
+            load: Mutex::new(vec![0; n]),
+            config,
+        })
+    }
+
+    fn load(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+        self.load.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot in the process that serves the fewest, started if it is not running.
+    async fn take_slot(
+        &self,
+        stop: &CancelToken,
+    ) -> Result<(usize, Arc<WorkerProcess>), WhisperError> {
+        let index = {
+            let mut load = self.load();
+            let index = (0..load.len()).min_by_key(|&i| load[i]).unwrap_or(0);
+            load[index] += 1;
+            index
+        };
+        let mut seat = self.seats[index].lock().await;
+        seat.slots += 1;
+        if let Some(p) = seat.process.as_ref().filter(|p| p.is_alive()) {
+            return Ok((index, p.clone()));
+        }
+        // Its process died: the slots that were on it are being replaced too.
+        match WorkerProcess::start(&self.config, stop).await {
+            Ok(p) => {
+                seat.process = Some(p.clone());
+                Ok((index, p))
+            }
+            Err(e) => {
+                seat.slots -= 1;
+                self.load()[index] -= 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// A slot whose process died no longer weighs on its choice: its
+    /// replacement must not join a living process while the process it
+    /// replaces has none.
+    fn unload(&self, index: usize) {
+        let mut load = self.load();
+        load[index] = load[index].saturating_sub(1);
+    }
+
+    /// Gives a slot back (`loaded`: not yet unloaded); the last slot of a
+    /// process ends it.
+    async fn release(&self, index: usize, loaded: bool) {
+        let mut seat = self.seats[index].lock().await;
+        seat.slots = seat.slots.saturating_sub(1);
+        if loaded {
+            self.unload(index);
+        }
+        if seat.slots == 0 {
+            if let Some(p) = seat.process.take() {
+                p.shut_down().await;
+            }
+        }
+    }
+}
+
+/// Where a slot sits.
+struct Place {
+    index: usize,
+    process: Arc<WorkerProcess>,
+    /// Still counted in its process's load.
+    loaded: bool,
+}
+
+/// One decode slot: a share of one worker process.
+pub struct WorkerSlot {
+    processes: Arc<Processes>,
+    place: Mutex<Option<Place>>,
+}
+
+impl WorkerSlot {
+    pub fn new(processes: Arc<Processes>) -> Self {
+        WorkerSlot {
+            processes,
+            place: Mutex::new(None),
+        }
+    }
+
+    fn place(&self) -> std::sync::MutexGuard<'_, Option<Place>> {
+        self.place.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn process(&self) -> Option<Arc<WorkerProcess>> {
+        self.place().as_ref().map(|p| p.process.clone())
+    }
+
+    /// Once its process is gone, the slot stops counting in its load.
+    fn unload_if_gone(&self) {
+        let mut place = self.place();
+        if let Some(p) = place.as_mut().filter(|p| p.loaded && !p.process.is_alive()) {
+            p.loaded = false;
+            self.processes.unload(p.index);
+        }
+    }
+
+    pub async fn start(&self, stop: &CancelToken) -> Result<(), WhisperError> {
+        let (index, process) = self.processes.take_slot(stop).await?;
+        *self.place() = Some(Place {
+            index,
+            process,
+            loaded: true,
+        });
+        Ok(())
+    }
+
+    pub async fn stop(&self) {
+        let place = self.place().take();
+        if let Some(p) = place {
+            self.processes.release(p.index, p.loaded).await;
+        }
+    }
+
+    /// The slot's process (status shows it as the worker's pid).
+    pub fn pid(&self) -> Option<u32> {
+        self.process().filter(|p| p.is_alive()).map(|p| p.pid)
+    }
+
+    pub async fn lost(&self) -> String {
+        let reason = match self.process() {
+            Some(p) => p.gone().await,
+            None => std::future::pending().await,
+        };
+        self.unload_if_gone();
+        reason
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.process().is_some_and(|p| p.is_alive())
+    }
+
+    pub async fn transcribe(
+        &self,
+        request: &Request,
+        cancel: impl Future<Output = CancelReason>,
+    ) -> Result<crate::transcript::Transcript, Unfinished> {
+        let path = request.audio.describe();
+        let Some(process) = self.process().filter(|p| p.is_alive()) else {
+            return Err(Unfinished::NotStarted(
+                "its worker process is not running".into(),
+            ));
+        };
+        let payload = audio_bytes(request, &path).await?;
+        let params = self.processes.config.params(request);
+        let outcome = process
+            .transcribe(
+                Audio::File,
+                payload,
+                params,
+                request.observer.clone(),
+                cancel,
+            )
+            .await;
+        self.unload_if_gone();
+        match outcome {
+            Ok(Ok(transcript)) => Ok(transcript),
+            Ok(Err((failure, message))) => Err(self.failure(&path, failure, message).into()),
+            Err(Ended::NotStarted(why)) => Err(Unfinished::NotStarted(why)),
+            Err(Ended::Crashed(detail)) => Err(WhisperError::WorkerCrashed { path, detail }.into()),
+            Err(Ended::Cancelled(reason)) => Err(Unfinished::Cancelled(reason)),
+        }
+    }
+
+    fn failure(&self, path: &str, failure: Failure, message: String) -> WhisperError {
+        match failure {
+            Failure::AudioUnreadable => verdict::unreadable(path, &message),
+            Failure::ModelLoad => WhisperError::ModelLoad {
+                path: display_path(&self.processes.config.model),
+                reason: message,
+            },
+            Failure::Aborted | Failure::Whisper | Failure::Protocol => {
+                WhisperError::WhisperFailed {
+                    path: path.to_owned(),
+                    detail: message,
+                }
+            }
+        }
+    }
+}
+
+/// The audio as a file's bytes. A file is opened here (without blocking,
+/// checked again as at admission) and read, so the worker program never
+/// opens a caller's path.
+async fn audio_bytes(request: &Request, what: &str) -> Result<Arc<[u8]>, Unfinished> {
+    if let Some(bytes) = request.audio.file_bytes() {
+        return Ok(bytes);
+    }
+    let path = request
+        .audio
+        .path()
+        .map(|p| p.to_owned())
+        .unwrap_or_default();
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, WhisperError> {
+        use std::io::Read;
+        let (mut file, meta) = crate::audio::open(&path)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| WhisperError::AudioUnreadable {
+                path: display_path(&path),
+                reason: format!("reading it failed: {e}"),
+            })?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| WhisperError::WhisperFailed {
+        path: what.to_owned(),
+        detail: format!("reading the file failed: {e}"),
+    })??;
+    Ok(read.into())
+}

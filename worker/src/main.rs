@@ -1,0 +1,210 @@
+//! persistent-whisper-worker: loads a whisper model once and serves
+//! transcriptions over its stdin and stdout (persistent-whisper-protocol),
+//! several at once, each on a fresh whisper state in its own thread. It
+//! exits when its stdin closes, so it never outlives the process that
+//! started it.
+//!
+//! usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu]
+//!        [--no-flash-attn] [--verbose]
+
+mod whisper;
+
+use persistent_whisper_protocol::{self as proto, Audio, Failure, Params, Reply, Request, Segment};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+const USAGE: &str = "usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu] [--no-flash-attn] [--verbose]\n\nServes transcriptions over stdin and stdout in persistent-whisper's framed protocol; exits when stdin closes.";
+
+struct Args {
+    model: String,
+    slots: u32,
+    gpu: bool,
+    flash_attn: bool,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        model: String::new(),
+        slots: 1,
+        gpu: true,
+        flash_attn: true,
+        verbose: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--model" | "-m" => args.model = it.next().ok_or("--model needs a path")?,
+            "--slots" => {
+                args.slots = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or("--slots needs a number from 1 to 256")?
+            }
+            "--no-gpu" => args.gpu = false,
+            "--no-flash-attn" => args.flash_attn = false,
+            "--verbose" => args.verbose = true,
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.model.is_empty() {
+        return Err("--model is required".into());
+    }
+    Ok(args)
+}
+
+/// The worker's stdout: whole frames, one writer at a time.
+struct Output(Mutex<io::Stdout>);
+
+impl Output {
+    fn send(&self, reply: &Reply) {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The engine is gone if this fails; stdin's end will tell the main loop.
+        let _ = proto::write_frame(&mut *out, reply, &[]);
+    }
+}
+
+/// One transcription's reports and stop flag.
+struct Job {
+    id: u64,
+    out: Arc<Output>,
+    stop: Arc<AtomicBool>,
+}
+
+impl whisper::Observer for Job {
+    fn progress(&self, percent: u8) {
+        self.out.send(&Reply::Progress {
+            id: self.id,
+            percent,
+        });
+    }
+
+    fn segment(&self, segment: Segment) {
+        self.out.send(&Reply::Segment {
+            id: self.id,
+            segment,
+        });
+    }
+
+    fn stop(&self) -> &AtomicBool {
+        &self.stop
+    }
+}
+
+/// 16 kHz mono f32 little-endian samples from a payload.
+fn samples_of(payload: &[u8]) -> Option<Vec<f32>> {
+    payload.len().is_multiple_of(4).then(|| {
+        payload
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    })
+}
+
+fn transcribe(
+    model: &whisper::Model,
+    job: &Job,
+    audio: Audio,
+    payload: Vec<u8>,
+    params: &Params,
+) -> Reply {
+    let failed = |failure, message: &str| Reply::Failed {
+        id: job.id,
+        failure,
+        message: message.to_owned(),
+    };
+    let samples = match audio {
+        Audio::Path { path } => whisper::audio_from_file(&path),
+        Audio::File => whisper::audio_from_memory(&payload),
+        Audio::Samples => samples_of(&payload),
+    };
+    let Some(samples) = samples.filter(|s| !s.is_empty()) else {
+        return failed(
+            Failure::AudioUnreadable,
+            "whisper cannot decode it as audio",
+        );
+    };
+    if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        return failed(
+            Failure::AudioUnreadable,
+            &format!("sample {i} is not a finite number"),
+        );
+    }
+    match model.transcribe(&samples, params, job) {
+        whisper::Outcome::Done { language, segments } => Reply::Done {
+            id: job.id,
+            language,
+            segments,
+        },
+        whisper::Outcome::Aborted => failed(Failure::Aborted, "aborted"),
+        whisper::Outcome::Failed => failed(Failure::Whisper, "whisper failed to process the audio"),
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("persistent-whisper-worker: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    whisper::log_to_stderr(args.verbose);
+    let out = Arc::new(Output(Mutex::new(io::stdout())));
+    let Some(model) = whisper::Model::load(&args.model, args.gpu, args.flash_attn) else {
+        out.send(&Reply::Fatal {
+            failure: Failure::ModelLoad,
+            message: "failed to initialize whisper context".into(),
+        });
+        std::process::exit(3);
+    };
+    let model = Arc::new(model);
+    out.send(&Reply::Ready { slots: args.slots });
+
+    let running: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut stdin = io::stdin().lock();
+    loop {
+        match proto::read_frame::<Request>(&mut stdin) {
+            Ok(Some((Request::Transcribe { id, audio, params }, payload))) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                running.lock().unwrap().insert(id, stop.clone());
+                let (model, out, running) = (model.clone(), out.clone(), running.clone());
+                threads.retain(|t| !t.is_finished());
+                threads.push(std::thread::spawn(move || {
+                    let job = Job { id, out, stop };
+                    let reply = transcribe(&model, &job, audio, payload, &params);
+                    running.lock().unwrap().remove(&id);
+                    job.out.send(&reply);
+                }));
+            }
+            Ok(Some((Request::Cancel { id }, _))) => {
+                if let Some(stop) = running.lock().unwrap().get(&id) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            // The engine closed our stdin, or is gone.
+            Ok(None) => break,
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "persistent-whisper-worker: {e}");
+                break;
+            }
+        }
+    }
+    // Nobody will read the answers: stop every transcription, then exit.
+    for stop in running.lock().unwrap().values() {
+        stop.store(true, Ordering::SeqCst);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
