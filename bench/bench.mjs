@@ -118,15 +118,18 @@ function summarizeBatch(runs, audioTotal, limitMs) {
   return rows
 }
 
+const CORES = availableParallelism()
+const SHARE = Math.max(1, Math.floor(CORES / opts.poolSize))
 const DICTATION = [
-  ['engine, cli backend (defaults)', { backend: 'cli', poolSize: opts.poolSize }],
-  ['engine, server backend (defaults)', { backend: 'server', poolSize: opts.poolSize }],
-  [`engine, server backend, 1 worker x ${availableParallelism()} threads`, { backend: 'server', poolSize: 1, threads: availableParallelism() }],
+  ['engine, cli backend (defaults: a thread budget)', { backend: 'cli', poolSize: opts.poolSize }],
+  [`engine, server backend (defaults: ${CORES} threads per server)`, { backend: 'server', poolSize: opts.poolSize }],
+  [`engine, server backend, threads = cores / workers (${SHARE})`, { backend: 'server', poolSize: opts.poolSize, threads: SHARE }],
+  ['engine, worker backend (defaults: a thread budget)', { backend: 'worker', poolSize: opts.poolSize }],
 ]
 
 async function dictation(clip) {
   const runs = {}
-  const plain = [['one whisper-server', 'single-server'], ['@napi-rs/whisper', 'napi-rs-whisper']]
+  const plain = [[`one whisper-server, ${CORES} threads (the reference)`, 'single-server'], ['@napi-rs/whisper', 'napi-rs-whisper']]
   for (let round = 0; round < opts.rounds; round++) {
     for (const [label, custom] of DICTATION) {
       progress(`dictation round ${round + 1}: ${label}`)
@@ -135,7 +138,7 @@ async function dictation(clip) {
     }
     for (const [label, variant] of plain) {
       progress(`dictation round ${round + 1}: ${label}`)
-      const r = await runner({ scenario: 'sequential', variant, model: opts.model, files: Array(opts.dictation).fill(clip) })
+      const r = await runner({ scenario: 'sequential', variant, model: opts.model, threads: CORES, files: Array(opts.dictation).fill(clip) })
       ;(runs[label] ??= []).push(...r.latenciesMs)
     }
   }
@@ -153,6 +156,45 @@ async function modelSizes(clips) {
     }
   }
   return rows
+}
+
+/**
+ * Memory: 3 requests at once (the default pool), peak RSS of the whisper
+ * processes, against one whisper-cli run on the same file.
+ */
+async function memory(clip) {
+  const rows = []
+  for (const [modelName, model] of [['tiny.en', TINY_EN], ['base', BASE]]) {
+    const peaks = {}
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const backend of ['one-cli', 'cli', 'server', 'worker']) {
+        progress(`memory round ${round + 1}: ${modelName}, ${backend}`)
+        const r = await runner({ scenario: 'memory', backend, model, file: clip, concurrent: opts.poolSize })
+        ;(peaks[backend] ??= []).push(r.peakRssMb)
+      }
+    }
+    const one = median(peaks['one-cli'])
+    rows.push({ model: modelName, one, ...Object.fromEntries(['cli', 'server', 'worker'].map((b) => [b, { mb: median(peaks[b]), ratio: median(peaks[b]) / one }])) })
+  }
+  return rows
+}
+
+/** Abort of a long file after 1.5 s, and the request after it, per backend. */
+async function aborts(files, clip) {
+  const runs = {}
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const backend of ['cli', 'server', 'worker']) {
+      progress(`abort round ${round + 1}: ${backend}`)
+      ;(runs[backend] ??= []).push(await runner({ scenario: 'abort', backend, model: opts.model, files, clip, afterMs: 1500 }))
+    }
+  }
+  return Object.entries(runs).map(([backend, list]) => ({
+    backend,
+    abortMs: median(list.map((r) => r.abortMs)),
+    maxAbortMs: Math.max(...list.map((r) => r.abortMs)),
+    nextMs: median(list.map((r) => r.nextMs)),
+    idleMs: median(list.map((r) => r.idleMs)),
+  }))
 }
 
 /**
@@ -193,7 +235,7 @@ async function main() {
   const files = workload()
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
-  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 4 + 1
+  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 8 + opts.rounds * 3 + opts.rounds * 4 + 1
 
   progress('single-thread processing time of each clip (the machine limit)')
   const limit = await runner({ scenario: 'limit', model: opts.model, files: distinct })
@@ -204,6 +246,8 @@ async function main() {
   const kitchen = join(FIXTURES, 'kitchen.wav')
   const dictationRows = await dictation(kitchen)
   const sizes = opts.modelSizes ? await modelSizes(distinct) : []
+  const memoryRows = await memory(kitchen)
+  const abortRows = await aborts(distinct, kitchen)
   const portable = await portability(distinct)
   progress(`engine overhead: ${opts.overheadRequests} requests to the fake whisper-server`)
   const overhead = await runner({ scenario: 'overhead', model: TINY_EN, requests: opts.overheadRequests })
@@ -224,6 +268,8 @@ async function main() {
     batch,
     dictation: { clip: basename(kitchen), seconds: audioSeconds(kitchen), rows: dictationRows },
     sizes,
+    memory: { clip: basename(kitchen), concurrent: opts.poolSize, rows: memoryRows },
+    aborts: abortRows,
     portable,
     portableFiles: distinct.map((f) => basename(f)),
     overhead,

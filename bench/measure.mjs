@@ -54,16 +54,19 @@ const SAMPLER = `
   }
   let peak = 0
   const timer = setInterval(() => {
-    let total = rssKb(workerData.pid)
+    let total = workerData.childrenOnly ? 0 : rssKb(workerData.pid)
     for (const e of readdirSync('/proc')) if (/^\\d+$/.test(e) && ppid(e) === workerData.pid) total += rssKb(e)
     peak = Math.max(peak, total)
   }, 20)
   parentPort.on('message', () => { clearInterval(timer); parentPort.postMessage(peak) })
 `
 
-/** Starts measuring; `stop()` returns { cpuSeconds, peakRssMb, maxStallMs }. */
-export function startMeasuring() {
-  const sampler = new Worker(SAMPLER, { eval: true, workerData: { pid: process.pid } })
+/**
+ * Starts measuring; `stop()` returns { cpuSeconds, peakRssMb, maxStallMs }.
+ * `childrenOnly`: peak RSS of the child processes alone (the whisper processes).
+ */
+export function startMeasuring({ childrenOnly = false } = {}) {
+  const sampler = new Worker(SAMPLER, { eval: true, workerData: { pid: process.pid, childrenOnly } })
   const loop = monitorEventLoopDelay({ resolution: 10 })
   loop.enable()
   const cpuBefore = cpuTicks()

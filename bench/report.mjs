@@ -66,6 +66,34 @@ export function markdown(r) {
       '',
     )
   }
+  if (r.memory) {
+    lines.push(
+      `## Memory: ${r.memory.concurrent} requests for ${r.memory.clip} at once, peak RSS of the whisper processes`,
+      '',
+      `From \`initialize()\` to the last result, the engine's child processes only, against one whisper-cli`,
+      'run on the same file. The target for the worker backend: at most 1.5 × one whisper-cli.',
+      '',
+      '| model | one whisper-cli | cli backend | server backend | worker backend |',
+      '|---|---:|---:|---:|---:|',
+      ...r.memory.rows.map(
+        (m) =>
+          `| ${m.model} | ${Math.round(m.one)} MB | ${Math.round(m.cli.mb)} MB (${f2(m.cli.ratio)}×) | ${Math.round(m.server.mb)} MB (${f2(m.server.ratio)}×) | ${Math.round(m.worker.mb)} MB (${f2(m.worker.ratio)}×) |`,
+      ),
+      '',
+    )
+  }
+  if (r.aborts?.length) {
+    lines.push(
+      '## Abort: a 2-minute file aborted after 1.5 s on a one-worker engine, then a short clip',
+      '',
+      '"next request" is the clip right after the abort; "idle" the same clip on the idle engine before it.',
+      '',
+      '| backend | abort() to rejection (median / max) | next request | idle |',
+      '|---|---:|---:|---:|',
+      ...r.aborts.map((a) => `| ${a.backend} | ${f1(a.abortMs)} / ${f1(a.maxAbortMs)} ms | ${ms(a.nextMs)} | ${ms(a.idleMs)} |`),
+      '',
+    )
+  }
   if (r.portable?.length) {
     lines.push(
       `## Portable builds against a native one: ${r.portableFiles.length} files one at a time, whisper-cli -t ${r.cores}`,

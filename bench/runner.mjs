@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { startMeasuring } from './measure.mjs'
-import { VARIANTS, engine, singleServer } from './variants.mjs'
+import { VARIANTS, WHISPER_CLI, engine, singleServer } from './variants.mjs'
 import { ROOT } from '../scripts/paths.mjs'
 
 const job = JSON.parse(process.argv[2])
@@ -108,7 +108,89 @@ async function program() {
   return { ms }
 }
 
-const scenarios = { batch, sequential, limit, overhead, program }
+/**
+ * Memory: peak RSS of the whisper processes alone, for one whisper-cli run on
+ * the file, or for an engine from initialize() through `concurrent` requests
+ * for the file at once.
+ */
+async function memory() {
+  if (job.backend === 'one-cli') {
+    const measuring = startMeasuring({ childrenOnly: true })
+    const r = spawnSync(WHISPER_CLI, ['-m', job.model, '-f', job.file, '-l', 'en', '-np', '-nt'], { stdio: 'ignore' })
+    if (r.status !== 0) throw new Error(`whisper-cli exited with ${r.status ?? r.signal}`)
+    return { peakRssMb: (await measuring.stop()).peakRssMb }
+  }
+  const measuring = startMeasuring({ childrenOnly: true })
+  const variant = engine({ model: job.model, backend: job.backend, poolSize: job.concurrent })
+  await variant.start()
+  await Promise.all(Array.from({ length: job.concurrent }, () => variant.transcribe(job.file)))
+  const { peakRssMb } = await measuring.stop()
+  await variant.stop()
+  return { peakRssMb }
+}
+
+/** A WAV of the clips' speech, repeated to about `seconds`. */
+function longWav(files, seconds) {
+  const parts = files.map((f) => {
+    const bytes = readFileSync(f)
+    const at = bytes.indexOf('data', 12, 'latin1')
+    return bytes.subarray(at + 8)
+  })
+  const data = []
+  let length = 0
+  while (length < seconds * 32000) {
+    for (const p of parts) {
+      data.push(p)
+      length += p.length
+    }
+  }
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0, 'latin1')
+  header.writeUInt32LE(36 + length, 4)
+  header.write('WAVEfmt ', 8, 'latin1')
+  header.writeUInt32LE(16, 16)
+  header.writeUInt16LE(1, 20)
+  header.writeUInt16LE(1, 22)
+  header.writeUInt32LE(16000, 24)
+  header.writeUInt32LE(32000, 28)
+  header.writeUInt16LE(2, 32)
+  header.writeUInt16LE(16, 34)
+  header.write('data', 36, 'latin1')
+  header.writeUInt32LE(length, 40)
+  return Buffer.concat([header, ...data])
+}
+
+/**
+ * Abort: a long file runs on a one-worker engine for `afterMs`, is aborted,
+ * and a short clip follows. Reports abort() to rejection, and the short
+ * clip's latency after the abort against its latency on the idle engine:
+ * the difference is what the aborted decode (or a model load) cost it.
+ */
+async function abort() {
+  const { PersistentWhisperEngine } = createRequire(import.meta.url)('..')
+  const e = new PersistentWhisperEngine({ modelPath: job.model, backend: job.backend, poolSize: 1, logLevel: 'silent' })
+  await e.initialize()
+  const long = longWav(job.files, 120)
+  await e.transcribe(job.clip) // warm
+  let t = performance.now()
+  await e.transcribe(job.clip)
+  const idleMs = performance.now() - t
+  const controller = new AbortController()
+  const running = e.transcribe(long, { signal: controller.signal }).catch((err) => err.code)
+  await new Promise((r) => setTimeout(r, job.afterMs))
+  t = performance.now()
+  controller.abort()
+  const code = await running
+  const abortMs = performance.now() - t
+  t = performance.now()
+  await e.transcribe(job.clip)
+  const nextMs = performance.now() - t
+  await e.shutdown()
+  if (code !== 'ERR_ABORTED') throw new Error(`the aborted request settled with ${code}`)
+  return { abortMs, idleMs, nextMs }
+}
+
+const scenarios = { batch, sequential, limit, overhead, program, memory, abort }
 const result = await scenarios[job.scenario]()
 // Exit once the line is flushed: a pipe takes 64 KB at a time.
 process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))

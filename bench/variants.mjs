@@ -12,7 +12,7 @@ import { join } from 'node:path'
 const require = createRequire(import.meta.url)
 const { locateWhisper } = require('..')
 /** The programs the engine runs on this machine, so that every variant runs the same build. */
-const WHISPER_CLI = (await locateWhisper('whisper-cli')).path
+export const WHISPER_CLI = (await locateWhisper('whisper-cli')).path
 const WHISPER_SERVER = (await locateWhisper('whisper-server')).path
 const CORES = availableParallelism()
 
@@ -192,9 +192,17 @@ export const VARIANTS = {
     label: `this engine, server backend`,
     make: (o) => engine({ model: o.model, backend: 'server', poolSize: o.poolSize }),
   },
+  'engine-worker': {
+    label: `this engine, worker backend`,
+    make: (o) => engine({ model: o.model, backend: 'worker', poolSize: o.poolSize }),
+  },
+  'engine-server-share': {
+    label: `this engine, server backend, threads = cores / workers`,
+    make: (o) => engine({ model: o.model, backend: 'server', poolSize: o.poolSize, threads: Math.max(1, Math.floor(CORES / o.poolSize)) }),
+  },
   'single-server': {
     label: 'one whisper-server for all requests',
-    make: (o) => singleServer({ model: o.model }),
+    make: (o) => singleServer({ model: o.model, threads: o.threads }),
   },
   'napi-rs-whisper': {
     label: '@napi-rs/whisper, in-process',
