@@ -96,8 +96,22 @@ export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'
 
 /** The engine's options (TypeScript view). */
 export interface PersistentWhisperOptions {
-  /** Path of a ggml whisper model, e.g. `ggml-base.en.bin`. */
+  /**
+   * Path of a ggml whisper model, e.g. `ggml-base.en.bin`, or the name of
+   * a catalogue model (`'base.en'`, see listModels()) stored in modelDir.
+   */
   modelPath: string
+  /**
+   * Where catalogue models named by modelPath are stored. Default:
+   * defaultModelDir() (the platform's cache folder).
+   */
+  modelDir?: string
+  /**
+   * With modelPath a catalogue name whose file is missing, initialize()
+   * downloads it first (verified; 'downloadProgress' events). Default
+   * false: initialize() rejects with ERR_MODEL_LOAD naming the command.
+   */
+  autoDownload?: boolean
   /**
    * whisper-cli. Default: $WHISPER_CLI_PATH, then the installed platform
    * package, then a checkout's `.whisper` build, then the PATH.
@@ -317,6 +331,11 @@ export interface TranscriptionSegment {
   start: number
   end: number
   text: string
+  /**
+   * The text as whisper produced it, untrimmed (usually with a leading
+   * space): what whisper-cli writes into captions (toSrt, toVtt, toText).
+   */
+  rawText: string
 }
 
 export interface WorkerStatus {

@@ -80,6 +80,10 @@ test('a packed install in a fresh app transcribes with only modelPath, using the
   assert.equal(out.workerProgram.foundBy, 'package')
   assert.equal(out.workerProgram.path, join(dirname(out.program.path), 'persistent-whisper-worker'))
   if (canHide) assert.deepEqual(out.toolchain, [], 'nothing but node on the PATH')
+  // npx persistent-whisper: the bin is linked and runs.
+  const help = spawnSync(join(app, 'node_modules', '.bin', process.platform === 'win32' ? 'persistent-whisper.cmd' : 'persistent-whisper'), ['models', 'list', '--dir', app], { encoding: 'utf8', shell })
+  assert.equal(help.status, 0, help.stderr)
+  assert.match(help.stdout, /^tiny\.en +[\d.]+ MB +downloaded$/m)
 })
 
 test('an unsupported platform gets an Error naming it and the supported ones', () => {

@@ -40,6 +40,10 @@ export type ErrorCode =
   | 'ERR_SHUTDOWN'
   | 'ERR_WORKER_CRASHED'
   | 'ERR_WHISPER_FAILED'
+  /** A model download failed: the network, an HTTP status, or the disk. */
+  | 'ERR_DOWNLOAD_FAILED'
+  /** A downloaded model is not the file its checksum names; it was deleted. */
+  | 'ERR_CHECKSUM_MISMATCH'
   /** Thrown by require('persistent-whisper') on a platform without a package. */
   | 'ERR_UNSUPPORTED_PLATFORM'
   /** Thrown by require('persistent-whisper') when the platform package is missing or broken. */
@@ -64,6 +68,8 @@ export interface PersistentWhisperEvents {
   queueFull: [event: { requestId: string; maxQueueSize: number }]
   /** The queue is empty and every worker idle. */
   drain: []
+  /** initialize() downloading a catalogue model (autoDownload). */
+  downloadProgress: [event: DownloadProgress & { model: string }]
   /** A failure in the background that no Promise reports (a worker that cannot be restarted). */
   error: [error: PersistentWhisperError]
 }
@@ -106,7 +112,69 @@ export declare class PersistentWhisperEngine extends EventEmitter {
  * Which whisper program the engine would run here when no path is given, and
  * where it was found (environment, platform package, checkout, PATH).
  */
-export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server'): Promise<ProgramStatus>
+export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server' | 'persistent-whisper-worker'): Promise<ProgramStatus>
+
+/** A model of the catalogue: whisper.cpp's official ggml models with a published SHA-1. */
+export interface CatalogueModel {
+  /** e.g. 'base.en', 'large-v3-turbo-q5_0'. */
+  name: string
+  /** e.g. 'ggml-base.en.bin'. */
+  file: string
+  /** Where it is downloaded from (PERSISTENT_WHISPER_MODEL_BASE_URL replaces the base). */
+  url: string
+  /** The size whisper.cpp's models/README.md states (rounded). */
+  approxBytes: number
+  sha1: string
+  multilingual: boolean
+  quantized: boolean
+  /** Its file in the folder listModels() looked in. */
+  path: string
+  downloaded: boolean
+}
+
+/** Any other model: its URL and a checksum (sha256 or sha1), and optionally its size in bytes. */
+export type ModelSpec = { url: string; size?: number } & ({ sha256: string; sha1?: never } | { sha1: string; sha256?: never })
+
+export interface DownloadProgress {
+  bytes: number
+  /** Bytes in all, when the server says. */
+  total?: number
+  percent?: number
+}
+
+export interface DownloadOptions {
+  /** Default: defaultModelDir(). */
+  dir?: string
+  onProgress?: (progress: DownloadProgress) => void
+  signal?: AbortSignal | null
+}
+
+/** The catalogue, with what is downloaded in `dir` (default: defaultModelDir()). */
+export declare function listModels(options?: { dir?: string }): CatalogueModel[]
+
+/**
+ * Downloads a catalogue model (by name) or any model (by URL and checksum)
+ * and resolves with its path: verified before it appears, resumed after an
+ * interruption, safe with several processes at once. Rejects with
+ * ERR_DOWNLOAD_FAILED, ERR_CHECKSUM_MISMATCH, ERR_ABORTED or ERR_INVALID_OPTIONS.
+ */
+export declare function downloadModel(model: string | ModelSpec, options?: DownloadOptions): Promise<string>
+
+/** The platform's cache folder for models: XDG_CACHE_HOME or ~/.cache, ~/Library/Caches, %LOCALAPPDATA%; under persistent-whisper/models. */
+export declare function defaultModelDir(): string
+
+/** The catalogue's model names. */
+export declare const MODEL_NAMES: readonly string[]
+
+/** What captions need of a result: its segments (rawText as whisper wrote it). */
+export type CaptionSource = Pick<TranscriptionResult, 'segments'>
+
+/** SubRip captions, as whisper-cli writes them with -osrt. */
+export declare function toSrt(result: CaptionSource): string
+/** WebVTT captions, as whisper-cli writes them with -ovtt. */
+export declare function toVtt(result: CaptionSource): string
+/** Plain text, one segment per line, as whisper-cli writes it with -otxt. */
+export declare function toText(result: CaptionSource): string
 
 /** Every ErrorCode, at run time. */
 export declare const ERROR_CODES: readonly ErrorCode[]

@@ -94,6 +94,7 @@ mod tests {
             start_ms: 0,
             end_ms: 1,
             text: text.into(),
+            raw: format!(" {text}"),
         }
     }
 

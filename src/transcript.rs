@@ -6,7 +6,11 @@ use serde::Deserialize;
 pub struct Segment {
     pub start_ms: u64,
     pub end_ms: u64,
+    /// Trimmed.
     pub text: String,
+    /// As whisper produced it (usually with a leading space): what
+    /// whisper-cli writes into captions.
+    pub raw: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,7 @@ impl Transcript {
                     start_ms,
                     end_ms,
                     text: text.trim().to_owned(),
+                    raw: text,
                 }
             })
             .collect();

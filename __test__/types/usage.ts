@@ -1,9 +1,12 @@
 // Compiled by types.test.mjs with `tsc --noEmit`: what a TypeScript user
 // writes must type-check, and the mistakes marked @ts-expect-error must not.
 import {
+  downloadModel,
   ERROR_CODES,
   isPersistentWhisperError,
+  listModels,
   PersistentWhisperEngine,
+  toSrt,
   type ErrorCode,
   type PersistentWhisperError,
   type TranscriptionResult,
@@ -32,6 +35,23 @@ async function main(): Promise<void> {
   new PersistentWhisperEngine({ modelPath: 'm.bin', backend: 'gpu' })
   // @ts-expect-error: modelPath is required
   new PersistentWhisperEngine({ poolSize: 1 })
+
+  // Audio from memory with live reports, the worker backend, captions.
+  const worker = new PersistentWhisperEngine({ modelPath: 'base.en', autoDownload: true, backend: 'worker', processes: 1 })
+  worker.on('downloadProgress', ({ model, percent }) => console.log(model, percent))
+  const samples = new Float32Array(16000)
+  const live = await worker.transcribe(samples, {
+    onProgress: (percent: number) => console.log(percent),
+    onSegment: (segment) => console.log(segment.start, segment.rawText),
+  })
+  const srt: string = toSrt(live)
+  await worker.transcribe(new Uint8Array(8))
+  // @ts-expect-error: a number is not audio
+  await worker.transcribe(42)
+  const path: string = await downloadModel({ url: 'https://example.org/m.bin', sha256: 'ab'.repeat(32) }, { signal: null })
+  // @ts-expect-error: a download needs a checksum
+  await downloadModel({ url: 'https://example.org/m.bin' })
+  console.log(srt, path, listModels()[0].sha1)
 }
 
 void main

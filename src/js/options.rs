@@ -18,8 +18,16 @@ type Result<T> = std::result::Result<T, WhisperError>;
 #[allow(dead_code)] // declares index.d.ts's type; values are read by engine_options()
 #[napi(object, object_from_js = false, object_to_js = false)]
 pub struct PersistentWhisperOptions {
-    /// Path of a ggml whisper model, e.g. `ggml-base.en.bin`.
+    /// Path of a ggml whisper model, e.g. `ggml-base.en.bin`, or the name of
+    /// a catalogue model (`'base.en'`, see listModels()) stored in modelDir.
     pub model_path: String,
+    /// Where catalogue models named by modelPath are stored. Default:
+    /// defaultModelDir() (the platform's cache folder).
+    pub model_dir: Option<String>,
+    /// With modelPath a catalogue name whose file is missing, initialize()
+    /// downloads it first (verified; 'downloadProgress' events). Default
+    /// false: initialize() rejects with ERR_MODEL_LOAD naming the command.
+    pub auto_download: Option<bool>,
     /// whisper-cli. Default: $WHISPER_CLI_PATH, then the installed platform
     /// package, then a checkout's `.whisper` build, then the PATH.
     pub whisper_path: Option<String>,

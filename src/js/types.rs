@@ -20,6 +20,9 @@ pub struct TranscriptionSegment {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// The text as whisper produced it, untrimmed (usually with a leading
+    /// space): what whisper-cli writes into captions (toSrt, toVtt, toText).
+    pub raw_text: String,
 }
 
 #[napi(object)]
@@ -39,6 +42,7 @@ impl From<crate::transcript::Segment> for TranscriptionSegment {
             start: s.start_ms as f64,
             end: s.end_ms as f64,
             text: s.text,
+            raw_text: s.raw,
         }
     }
 }

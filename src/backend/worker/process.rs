@@ -395,6 +395,7 @@ fn segment_of(s: proto::Segment) -> Segment {
         start_ms: s.start_ms.max(0) as u64,
         end_ms: s.end_ms.max(0) as u64,
         text: s.text.trim().to_owned(),
+        raw: s.text,
     }
 }
 

@@ -1,0 +1,169 @@
+// The command line end to end on real speech: several files to SRT and VTT
+// with a missing one among them, stdout for a single file, the plain output
+// off a terminal and the live view on one (through `script`, a
+// pseudo-terminal), model downloads from a local server, SIGINT, and strict
+// argument parsing.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { clips, isGone, longSpeech, missingPhrases, ROOT, TINY_EN, waitFor } from './helpers.mjs'
+import { modelServer } from './model-server.mjs'
+
+const T = { timeout: 300_000 }
+const BIN = join(ROOT, 'bin', 'persistent-whisper.js')
+const scratch = () => mkdtempSync(join(tmpdir(), 'pw-cli-'))
+
+function cli(args, options = {}) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 240_000, ...options })
+}
+
+/** Processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid) {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+test('transcribe: several files to SRT and to VTT, a missing one among them; exit 1, the others written', T, () => {
+  const out = scratch()
+  const files = clips.slice(0, 3).map((c) => c.path)
+  const missing = join(out, 'missing.wav')
+  for (const format of ['srt', 'vtt']) {
+    const r = cli(['transcribe', ...files, missing, '--model', TINY_EN, '--format', format, '--output-dir', out, '--pool-size', '2'])
+    assert.equal(r.status, 1, r.stderr)
+    assert.equal(r.stdout, '')
+    clips.slice(0, 3).forEach((clip) => {
+      const written = readFileSync(join(out, clip.file.replace(/\.wav$/, `.${format}`)), 'utf8')
+      if (format === 'vtt') assert.ok(written.startsWith('WEBVTT\n\n'))
+      assert.match(written, /00:00:0\d[,.]\d{3} --> /)
+      assert.deepEqual(missingPhrases(written.replace(/^.*-->.*$/gm, ''), clip.keyPhrases), [], written)
+    })
+    // Off a terminal: one line per finished file, and the failures at the end.
+    const lines = r.stderr.split('\n')
+    assert.equal(lines.filter((l) => l.startsWith('done ')).length, 3, r.stderr)
+    assert.ok(lines.some((l) => l.startsWith('failed ') && l.includes('missing.wav')), r.stderr)
+    assert.match(r.stderr, /1 of 4 files failed:\n {2}.*missing\.wav: ERR_AUDIO_NOT_FOUND/)
+    assert.ok(!r.stderr.includes('\x1b['), 'no terminal control codes in a pipe')
+  }
+})
+
+test('transcribe: a single file without --output-dir goes to stdout; exit 0', T, () => {
+  const r = cli(['transcribe', clips[0].path, '--model', TINY_EN, '--format', 'txt', '--pool-size', '1'])
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(missingPhrases(r.stdout, clips[0].keyPhrases), [], r.stdout)
+  assert.ok(!existsSync(clips[0].path.replace(/\.wav$/, '.txt')), 'nothing written beside the input')
+})
+
+test('transcribe on a terminal: the live view shows the workers, files done, speed and ETA', T, () => {
+  const out = scratch()
+  const cmd = [process.execPath, BIN, 'transcribe', clips[0].path, clips[1].path, '--model', TINY_EN, '--output-dir', out, '--pool-size', '2']
+  const quoted = cmd.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+  const r = spawnSync('script', ['-q', '-e', '-c', quoted, '/dev/null'], { encoding: 'utf8', timeout: 240_000, env: { ...process.env, COLUMNS: '100', LINES: '30' } })
+  assert.equal(r.status, 0, r.stdout)
+  assert.match(r.stdout, /worker-1 +(idle|processing|completed)/)
+  assert.match(r.stdout, /worker-2/)
+  assert.match(r.stdout, /files 2\/2 done · [\d.]+ s of audio per s · ETA 0:00/)
+  assert.match(r.stdout, /\x1b\[\d+F\x1b\[J/, 'the view is redrawn in place')
+  assert.equal(readdirSync(out).sort().join(), [clips[0].file, clips[1].file].map((f) => f.replace('.wav', '.txt')).sort().join())
+})
+
+test('SIGINT during a run aborts every request and leaves no whisper process', T, async () => {
+  const dir = scratch()
+  const long = join(dir, 'long.wav')
+  writeFileSync(long, longSpeech(4))
+  const child = spawn(process.execPath, [BIN, 'transcribe', long, clips[0].path, '--model', TINY_EN, '--output-dir', dir, '--pool-size', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const workers = await waitFor('the worker processes', () => {
+    const found = childrenOf(child.pid)
+    return found.length > 0 && found
+  })
+  child.kill('SIGINT')
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 130, stderr)
+  assert.match(stderr, /ERR_ABORTED/)
+  for (const pid of workers) await waitFor(`worker ${pid} to exit`, () => isGone(pid), 5_000)
+})
+
+test('models download --url with --sha256 from a local server, and through PERSISTENT_WHISPER_MODEL_BASE_URL', T, async () => {
+  const model = readFileSync(TINY_EN)
+  const server = await modelServer({ '/ggml-tiny.en.bin': model, '/custom/tiny.bin': model })
+  const dir = scratch()
+  const sha256 = createHash('sha256').update(model).digest('hex')
+  const run = (args, env = {}) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('exit', (status) => resolve({ status, stdout, stderr }))
+    })
+  const ok = await run(['models', 'download', '--url', `${server.base}/custom/tiny.bin`, '--sha256', sha256, '--dir', dir])
+  assert.equal(ok.status, 0, ok.stderr)
+  assert.equal(ok.stdout.trim(), join(dir, 'tiny.bin'))
+  assert.ok(readFileSync(join(dir, 'tiny.bin')).equals(model))
+
+  // The mirror serves the converted tiny.en, not the official file: the checksum catches it.
+  const mirrored = await run(['models', 'download', 'tiny.en', '--dir', dir], { PERSISTENT_WHISPER_MODEL_BASE_URL: server.base })
+  assert.equal(mirrored.status, 1, mirrored.stderr)
+  assert.match(mirrored.stderr, /ERR_CHECKSUM_MISMATCH/)
+  assert.ok(server.requests.some((r) => r.url === '/ggml-tiny.en.bin'), 'the mirror was used')
+  assert.ok(!existsSync(join(dir, 'ggml-tiny.en.bin')))
+  await server.close()
+
+  const noSum = await run(['models', 'download', '--url', `${server.base}/custom/tiny.bin`, '--dir', dir])
+  assert.equal(noSum.status, 2)
+  assert.match(noSum.stderr, /--sha256/)
+})
+
+test('models list and models path report what is downloaded', () => {
+  const dir = scratch()
+  copyFileSync(TINY_EN, join(dir, 'ggml-tiny.en.bin'))
+  const list = cli(['models', 'list', '--dir', dir])
+  assert.equal(list.status, 0, list.stderr)
+  assert.match(list.stdout, /^tiny\.en +[\d.]+ MB +downloaded$/m)
+  assert.match(list.stdout, /^large-v3-turbo +\d(\.\d)? GB +-$/m)
+  const found = cli(['models', 'path', 'tiny.en', '--dir', dir])
+  assert.equal(found.status, 0)
+  assert.equal(found.stdout.trim(), join(dir, 'ggml-tiny.en.bin'))
+  const absent = cli(['models', 'path', 'base.en', '--dir', dir])
+  assert.equal(absent.status, 1)
+  assert.match(absent.stderr, /models download base\.en/)
+})
+
+test('--help for each command; unknown flags and commands are refused with a clear message', () => {
+  for (const args of [['--help'], ['transcribe', '--help'], ['models', '--help'], ['models', 'download', '--help'], ['models', 'list', '--help'], ['models', 'path', '--help']]) {
+    const r = cli(args)
+    assert.equal(r.status, 0, `${args}: ${r.stderr}`)
+    assert.match(r.stdout, /^usage: persistent-whisper/, args.join(' '))
+  }
+  for (const [args, message] of [
+    [['transcribe', 'a.wav', '--bogus'], /unknown option --bogus/],
+    [['transcribe', 'a.wav', '--format', 'docx'], /--format must be txt, json, srt or vtt/],
+    [['transcribe', 'a.wav', '--pool-size', 'many'], /--pool-size must be a whole number/],
+    [['transcribe'], /no files given/],
+    [['models', 'list', '--url', 'x'], /unknown option --url/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ]) {
+    const r = cli(args)
+    assert.equal(r.status, 2, `${args}: ${r.stderr}`)
+    assert.match(r.stderr, message)
+  }
+  const missingModel = cli(['transcribe', clips[0].path, '--model', 'tiny.en', '--model-dir', scratch()])
+  assert.equal(missingModel.status, 1)
+  assert.match(missingModel.stderr, /ERR_MODEL_LOAD: .*npx persistent-whisper models download tiny\.en/)
+})
