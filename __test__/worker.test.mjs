@@ -79,8 +79,11 @@ test('worker: a process killed mid-request fails its requests with ERR_WORKER_CR
   const statuses = await engine.getWorkerStatuses()
   const pids = [...new Set(statuses.map((w) => w.pid))]
   assert.equal(pids.length, 2)
-  const running = [engine.transcribe(longSpeech(2)), engine.transcribe(longSpeech(2))]
-  await waitFor('both slots busy', async () => (await engine.getWorkerStatuses()).every((w) => w.state === 'processing'))
+  // Progress proves each process received its request and is decoding it
+  // (a request still being written to a dying process goes elsewhere).
+  const progressed = [false, false]
+  const running = [0, 1].map((i) => engine.transcribe(longSpeech(2), { onProgress: () => (progressed[i] = true) }))
+  await waitFor('both processes decoding', () => progressed.every(Boolean))
   process.kill(pids[0], 'SIGKILL')
   const outcomes = await Promise.allSettled(running)
   const crashed = outcomes.filter((o) => o.status === 'rejected')
