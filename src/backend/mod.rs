@@ -26,6 +26,9 @@ pub struct Request {
     /// Threads for this request (the pool's thread budget); a backend whose
     /// threads are fixed at start ignores it.
     pub threads: usize,
+    /// Later changes to `threads` while it runs, for a backend that can
+    /// apply them (`Backend::adjusts_threads`).
+    pub live_threads: Option<tokio::sync::watch::Receiver<usize>>,
     /// Where its progress and segments go, if the caller wants them.
     pub observer: Option<Arc<Observer>>,
 }
@@ -59,6 +62,12 @@ impl Backend {
     /// Whether the worker owns a long-lived process that must start first.
     pub fn is_persistent(&self) -> bool {
         matches!(self, Backend::Server(_) | Backend::Worker(_))
+    }
+
+    /// Whether a running request's thread count can change (the worker
+    /// program reads it before each step).
+    pub fn adjusts_threads(&self) -> bool {
+        matches!(self, Backend::Worker(_))
     }
 
     /// The program it runs, for logs.

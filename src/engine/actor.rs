@@ -367,6 +367,7 @@ impl Actor {
                     .language
                     .unwrap_or_else(|| self.options.language.clone()),
                 threads: 0,
+                live_threads: None,
                 observer,
             },
             priority: options.priority,

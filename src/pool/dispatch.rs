@@ -3,7 +3,7 @@
 use super::state::{PoolState, Queued};
 use super::worker::{Attempts, Busy, Retirement};
 use super::{cancelled_error, Job, Reply, Shared, TranscriptionResult};
-use crate::backend::{Backend, Unfinished};
+use crate::backend::{Backend, Threads, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
 use crate::events::Event;
@@ -11,7 +11,7 @@ use crate::log::Logger;
 use crate::transcript::Transcript;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// A worker could not take a job this many times (its process had died):
 /// then the job fails instead of going round again.
@@ -34,6 +34,13 @@ struct OnWorker {
     processing_time: Duration,
 }
 
+/// `cores` split between `n` requests, the earliest first to get a spare
+/// one; never fewer than one each.
+fn split(cores: usize, n: usize) -> impl Iterator<Item = usize> {
+    let (each, spare) = (cores / n.max(1), cores % n.max(1));
+    (0..n).map(move |i| (each + usize::from(i < spare)).max(1))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -47,6 +54,11 @@ impl Shared {
             return out;
         }
         while !state.queue.is_empty() {
+            // Requests this round will start: they share the free cores.
+            let starting = state
+                .queue
+                .len()
+                .min(state.workers.iter().filter(|w| w.is_ready()).count());
             let ready = state
                 .workers
                 .iter()
@@ -65,15 +77,25 @@ impl Shared {
                 break;
             };
             let mut queued = state.queue.pop_front().expect("queue is not empty");
-            let threads = self.factory.threads.for_request(state.threads_in_use());
+            let threads = self
+                .factory
+                .threads
+                .for_request(state.threads_in_use(), starting);
             queued.job.request.threads = threads;
             let worker = &mut state.workers[i];
+            let live_threads =
+                (self.factory.threads.is_budget() && worker.backend.adjusts_threads()).then(|| {
+                    let (tx, rx) = watch::channel(threads);
+                    queued.job.request.live_threads = Some(rx);
+                    tx
+                });
             worker.begin(Busy {
                 request: queued.job.request.id.clone(),
                 path: queued.job.request.audio.describe(),
                 started: Instant::now(),
                 cancel: queued.job.cancel.clone(),
                 threads,
+                live_threads,
                 retire: None,
             });
             out.push(Assignment {
@@ -83,7 +105,42 @@ impl Shared {
                 queued,
             });
         }
+        self.rebalance_threads(state);
         out
+    }
+
+    /// With a thread budget, re-splits the cores between the running
+    /// requests whose threads can change (the worker backend's) each time
+    /// one starts or ends: a lone request runs on every core, and a burst
+    /// does not leave the first request holding them all while the others
+    /// crowd the same cores.
+    fn rebalance_threads(&self, state: &mut PoolState) {
+        let Threads::Budget { cores } = self.factory.threads else {
+            return;
+        };
+        let fixed: usize = state
+            .workers
+            .iter()
+            .filter_map(|w| w.busy())
+            .filter(|b| b.live_threads.is_none())
+            .map(|b| b.threads)
+            .sum();
+        let mut live: Vec<&mut Busy> = state
+            .workers
+            .iter_mut()
+            .filter_map(|w| w.busy_mut())
+            .filter(|b| b.live_threads.is_some())
+            .collect();
+        live.sort_by_key(|b| b.started);
+        let shares = split(cores.saturating_sub(fixed), live.len());
+        for (b, threads) in live.iter_mut().zip(shares) {
+            if b.threads != threads {
+                b.threads = threads;
+                if let Some(tx) = &b.live_threads {
+                    let _ = tx.send(threads);
+                }
+            }
+        }
     }
 
     pub(super) fn spawn_all(self: &Arc<Self>, assignments: Vec<Assignment>) {

@@ -62,6 +62,8 @@ pub(super) struct Busy {
     pub started: Instant,
     pub cancel: CancelToken,
     pub threads: usize,
+    /// Tells a backend that adjusts threads (the worker) of a new count.
+    pub live_threads: Option<tokio::sync::watch::Sender<usize>>,
     /// Leave the pool once this request settles.
     pub retire: Option<Retirement>,
 }
@@ -176,6 +178,13 @@ impl WorkerRecord {
 
     pub fn busy(&self) -> Option<&Busy> {
         match &self.phase {
+            Phase::Busy(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn busy_mut(&mut self) -> Option<&mut Busy> {
+        match &mut self.phase {
             Phase::Busy(b) => Some(b),
             _ => None,
         }

@@ -26,6 +26,9 @@ pub enum Request {
     },
     /// Stop a transcription; its answer is `Failed` with `Aborted`.
     Cancel { id: u64 },
+    /// Run a transcription on this many threads from its next step on (the
+    /// engine re-splits the cores as requests start and end).
+    Threads { id: u64, threads: u32 },
 }
 
 /// Where a request's audio is.

@@ -12,7 +12,7 @@ mod whisper;
 use persistent_whisper_protocol::{self as proto, Audio, Failure, Params, Reply, Request, Segment};
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -69,11 +69,19 @@ impl Output {
     }
 }
 
-/// One transcription's reports and stop flag.
+/// What the main loop can change in a running transcription.
+#[derive(Clone)]
+struct Controls {
+    stop: Arc<AtomicBool>,
+    /// Its thread count, read by whisper before each step.
+    threads: Arc<AtomicI32>,
+}
+
+/// One transcription's reports and controls.
 struct Job {
     id: u64,
     out: Arc<Output>,
-    stop: Arc<AtomicBool>,
+    controls: Controls,
 }
 
 impl whisper::Observer for Job {
@@ -92,8 +100,17 @@ impl whisper::Observer for Job {
     }
 
     fn stop(&self) -> &AtomicBool {
-        &self.stop
+        &self.controls.stop
     }
+
+    fn threads(&self) -> &AtomicI32 {
+        &self.controls.threads
+    }
+}
+
+/// A thread count whisper accepts: 1 to 1024.
+fn thread_count(n: u32) -> i32 {
+    n.clamp(1, 1024) as i32
 }
 
 /// 16 kHz mono f32 little-endian samples from a payload.
@@ -160,7 +177,10 @@ fn main() {
     };
     whisper::log_to_stderr(args.verbose);
     let out = Arc::new(Output(Mutex::new(io::stdout())));
-    let Some(model) = whisper::Model::load(&args.model, args.gpu, args.flash_attn) else {
+    // More encoders at once than cores gains nothing; each costs its buffers.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let encoders = args.slots.min(u32::try_from(cores).unwrap_or(u32::MAX));
+    let Some(model) = whisper::Model::load(&args.model, args.gpu, args.flash_attn, encoders) else {
         out.send(&Reply::Fatal {
             failure: Failure::ModelLoad,
             message: "failed to initialize whisper context".into(),
@@ -170,26 +190,34 @@ fn main() {
     let model = Arc::new(model);
     out.send(&Reply::Ready { slots: args.slots });
 
-    let running: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
+    let running: Arc<Mutex<HashMap<u64, Controls>>> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut stdin = io::stdin().lock();
     loop {
         match proto::read_frame::<Request>(&mut stdin) {
             Ok(Some((Request::Transcribe { id, audio, params }, payload))) => {
-                let stop = Arc::new(AtomicBool::new(false));
-                running.lock().unwrap().insert(id, stop.clone());
+                let controls = Controls {
+                    stop: Arc::new(AtomicBool::new(false)),
+                    threads: Arc::new(AtomicI32::new(thread_count(params.threads))),
+                };
+                running.lock().unwrap().insert(id, controls.clone());
                 let (model, out, running) = (model.clone(), out.clone(), running.clone());
                 threads.retain(|t| !t.is_finished());
                 threads.push(std::thread::spawn(move || {
-                    let job = Job { id, out, stop };
+                    let job = Job { id, out, controls };
                     let reply = transcribe(&model, &job, audio, payload, &params);
                     running.lock().unwrap().remove(&id);
                     job.out.send(&reply);
                 }));
             }
             Ok(Some((Request::Cancel { id }, _))) => {
-                if let Some(stop) = running.lock().unwrap().get(&id) {
-                    stop.store(true, Ordering::SeqCst);
+                if let Some(c) = running.lock().unwrap().get(&id) {
+                    c.stop.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(Some((Request::Threads { id, threads }, _))) => {
+                if let Some(c) = running.lock().unwrap().get(&id) {
+                    c.threads.store(thread_count(threads), Ordering::Relaxed);
                 }
             }
             // The engine closed our stdin, or is gone.
@@ -201,8 +229,8 @@ fn main() {
         }
     }
     // Nobody will read the answers: stop every transcription, then exit.
-    for stop in running.lock().unwrap().values() {
-        stop.store(true, Ordering::SeqCst);
+    for c in running.lock().unwrap().values() {
+        c.stop.store(true, Ordering::SeqCst);
     }
     for t in threads {
         let _ = t.join();

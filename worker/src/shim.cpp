@@ -40,7 +40,19 @@ struct pw_params {
     bool carry_initial_prompt;
     int32_t offset_ms;
     int32_t duration_ms;
+    // The decode's current thread count, which the engine may change while
+    // it runs.
+    const int32_t * threads_now;
 };
+
+// From this project's change to whisper.cpp (scripts/whisper-patch.mjs):
+// whisper reads the thread count of the decode running on the calling
+// thread from here before each step.
+void whisper_pw_set_thread_count(const int32_t * count);
+// KV caches on fresh zeroed pages (CPU), and at most `max_sets` encoders at
+// once on a shared pool of compute buffers.
+void whisper_pw_set_lazy_kv(bool on);
+void whisper_pw_share_encoders(whisper_context * ctx, int max_sets);
 
 typedef void (*pw_progress_fn)(void * user, int32_t percent);
 typedef void (*pw_segment_fn)(void * user, int64_t t0_ms, int64_t t1_ms, const char * text);
@@ -69,7 +81,8 @@ void pw_log_to_stderr(bool on) {
     whisper_log_set(quiet_log, on ? (void *) 1 : nullptr);
 }
 
-pw_model * pw_model_load(const char * path, bool use_gpu, bool flash_attn) {
+pw_model * pw_model_load(const char * path, bool use_gpu, bool flash_attn, int32_t encoders) {
+    whisper_pw_set_lazy_kv(true);
     whisper_context_params cparams = whisper_context_default_params();
     cparams.use_gpu = use_gpu;
     cparams.flash_attn = flash_attn;
@@ -78,6 +91,7 @@ pw_model * pw_model_load(const char * path, bool use_gpu, bool flash_attn) {
     if (ctx == nullptr) {
         return nullptr;
     }
+    whisper_pw_share_encoders(ctx, encoders);
     return new pw_model{ctx};
 }
 
@@ -224,7 +238,9 @@ int pw_transcribe(pw_model * model, const float * samples, size_t n, const pw_pa
     if (state == nullptr) {
         return 2;
     }
+    whisper_pw_set_thread_count(p->threads_now);
     const int rc = whisper_full_with_state(ctx, state, w, samples, (int) n);
+    whisper_pw_set_thread_count(nullptr);
     if (abort(user)) {
         whisper_free_state(state);
         return 1;

@@ -3,7 +3,7 @@
 
 use persistent_whisper_protocol::{Params, Segment};
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 #[repr(C)]
 struct RawModel {
@@ -38,6 +38,8 @@ struct RawParams {
     carry_initial_prompt: bool,
     offset_ms: i32,
     duration_ms: i32,
+    /// The decode's current thread count, which may change while it runs.
+    threads_now: *const i32,
 }
 
 type ProgressFn = unsafe extern "C" fn(*mut c_void, i32);
@@ -46,7 +48,12 @@ type AbortFn = unsafe extern "C" fn(*mut c_void) -> bool;
 
 extern "C" {
     fn pw_log_to_stderr(on: bool);
-    fn pw_model_load(path: *const c_char, use_gpu: bool, flash_attn: bool) -> *mut RawModel;
+    fn pw_model_load(
+        path: *const c_char,
+        use_gpu: bool,
+        flash_attn: bool,
+        encoders: i32,
+    ) -> *mut RawModel;
     fn pw_model_free(model: *mut RawModel);
     fn pw_audio_from_file(path: *const c_char, out: *mut *mut f32, n: *mut usize) -> i32;
     fn pw_audio_from_memory(
@@ -142,6 +149,8 @@ pub trait Observer {
     fn progress(&self, percent: u8);
     fn segment(&self, segment: Segment);
     fn stop(&self) -> &AtomicBool;
+    /// Its thread count, read before each of whisper's steps.
+    fn threads(&self) -> &AtomicI32;
 }
 
 unsafe extern "C" fn on_progress<O: Observer>(user: *mut c_void, percent: i32) {
@@ -172,10 +181,13 @@ unsafe extern "C" fn on_abort<O: Observer>(user: *mut c_void) -> bool {
 }
 
 impl Model {
-    pub fn load(path: &str, use_gpu: bool, flash_attn: bool) -> Option<Model> {
+    /// Loads the model; at most `encoders` decodes run their encoder at once,
+    /// on buffers they share.
+    pub fn load(path: &str, use_gpu: bool, flash_attn: bool, encoders: u32) -> Option<Model> {
         let path = CString::new(path).ok()?;
+        let encoders = i32::try_from(encoders.max(1)).unwrap_or(i32::MAX);
         // SAFETY: a valid C string.
-        let raw = unsafe { pw_model_load(path.as_ptr(), use_gpu, flash_attn) };
+        let raw = unsafe { pw_model_load(path.as_ptr(), use_gpu, flash_attn, encoders) };
         (!raw.is_null()).then_some(Model(raw))
     }
 
@@ -188,7 +200,7 @@ impl Model {
         };
         let raw = RawParams {
             language: language.as_ptr(),
-            threads: p.threads.max(1) as i32,
+            threads: observer.threads().load(Ordering::Relaxed),
             beam_size: p.beam_size,
             best_of: p.best_of,
             temperature: p.temperature,
@@ -208,6 +220,7 @@ impl Model {
             carry_initial_prompt: p.carry_initial_prompt,
             offset_ms: p.offset_ms,
             duration_ms: p.duration_ms,
+            threads_now: observer.threads().as_ptr(),
         };
         let mut out = std::ptr::null_mut();
         let user = observer as *const O as *mut c_void;

@@ -46,7 +46,12 @@ impl WorkerConfig {
         let d = &self.decoding;
         Params {
             language: request.language.clone(),
-            threads: request.threads.max(1) as u32,
+            // The budget's latest word: it may have changed since dispatch.
+            threads: request
+                .live_threads
+                .as_ref()
+                .map_or(request.threads, |t| *t.borrow())
+                .max(1) as u32,
             beam_size: d.beam_size,
             best_of: d.best_of,
             temperature: d.temperature,
@@ -250,6 +255,7 @@ impl WorkerSlot {
                 payload,
                 params,
                 request.observer.clone(),
+                request.live_threads.clone(),
                 cancel,
             )
             .await;

@@ -200,6 +200,7 @@ impl WorkerProcess {
         payload: Arc<[u8]>,
         params: Params,
         observer: Option<Arc<Observer>>,
+        mut live_threads: Option<watch::Receiver<usize>>,
         cancel: impl std::future::Future<Output = CancelReason>,
     ) -> Result<Result<Transcript, (Failure, String)>, Ended> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -220,11 +221,19 @@ impl WorkerProcess {
             return Err(Ended::NotStarted(e));
         }
         drop(frame);
-        let answer = tokio::select! {
-            answer = rx => answer,
-            reason = cancel => {
-                self.cancel(id).await;
-                return Err(Ended::Cancelled(reason));
+        tokio::pin!(rx, cancel);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut rx => break answer,
+                reason = &mut cancel => {
+                    self.cancel(id).await;
+                    return Err(Ended::Cancelled(reason));
+                }
+                threads = next_value(&mut live_threads) => {
+                    let threads = u32::try_from(threads).unwrap_or(u32::MAX);
+                    // A process that stopped reading fails the request anyway.
+                    let _ = self.send(&proto::encode(&Request::Threads { id, threads }, &[])).await;
+                }
             }
         };
         match answer {
@@ -310,6 +319,17 @@ pub enum Ended {
     Crashed(String),
     /// The caller's cancel (a process that did not stop in time was killed).
     Cancelled(CancelReason),
+}
+
+/// The next value a watch channel gets; never, without one or once its
+/// sender is gone.
+async fn next_value(rx: &mut Option<watch::Receiver<usize>>) -> usize {
+    if let Some(r) = rx {
+        if r.changed().await.is_ok() {
+            return *r.borrow_and_update();
+        }
+    }
+    std::future::pending().await
 }
 
 async fn wait_reaped(exit: &watch::Receiver<Option<ExitStatus>>) -> Option<ExitStatus> {
