@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
 //                [--pool-size N] [--rounds N]
+//                [--only batch|dictation|memory [--variants a,b]]
 //
 // Runs every way of transcribing with whisper.cpp that the README talks about,
 // on real speech, in one run: interleaved rounds, medians reported, each
@@ -36,6 +37,8 @@ function flags(argv) {
     dictation: quick ? 2 : 4,
     overheadRequests: quick ? 500 : 2000,
     modelSizes: !quick,
+    only: get('only'),
+    variants: get('variants')?.split(','),
   }
 }
 
@@ -116,6 +119,22 @@ function summarizeBatch(runs, audioTotal, limitMs) {
   const before = rows.find((r) => r.name === 'before')
   for (const r of rows) r.speedup = before ? before.makespan / r.makespan : NaN
   return rows
+}
+
+/**
+ * --only batch|dictation|memory with --variants a,b: a quick look at one
+ * section while working on it, printed as JSON; results.md stays as it is.
+ */
+async function quickLook(files, names, audioTotal, limitMs) {
+  const picked = opts.variants ?? names
+  const kitchen = join(FIXTURES, 'kitchen.wav')
+  const sections = {
+    batch: async () => summarizeBatch(await batches(files, picked), audioTotal, limitMs).map((r) => ({ name: r.name, makespan: r.makespan, vsLimit: r.vsLimit, rss: r.rss })),
+    dictation: () => dictation(kitchen),
+    memory: () => memory(kitchen),
+  }
+  if (!sections[opts.only]) throw new Error(`--only takes ${Object.keys(sections).join(', ')}`)
+  process.stdout.write(`${JSON.stringify({ limitMs, [opts.only]: await sections[opts.only]() }, null, 2)}\n`)
 }
 
 const CORES = availableParallelism()
@@ -242,6 +261,7 @@ async function main() {
   const limitMs = files.reduce((sum, f) => sum + limit.ms[f], 0) / availableParallelism()
   const audioTotal = files.reduce((sum, f) => sum + audioSeconds(f), 0)
 
+  if (opts.only) return quickLook(files, names, audioTotal, limitMs)
   const batch = summarizeBatch(await batches(files, names), audioTotal, limitMs)
   const kitchen = join(FIXTURES, 'kitchen.wav')
   const dictationRows = await dictation(kitchen)
