@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { childProcesses, FAKE_WHISPER_CLI, FAKE_WHISPER_SERVER, FAKE_WORKER, PersistentWhisperEngine, TINY_EN } from './helpers.mjs'
+import { childProcesses, FAKE_WHISPER_CLI, FAKE_WHISPER_SERVER, FAKE_WORKER, PersistentWhisperEngine, TINY_EN, waitFor } from './helpers.mjs'
 
 const REQUESTS = 500
 
@@ -106,7 +106,10 @@ for (const backend of ['cli', 'server', 'worker']) {
     const known = new Set(['ok', 'ERR_ABORTED', 'ERR_WORKER_CRASHED', 'ERR_WHISPER_FAILED', 'ERR_AUDIO_UNREADABLE', 'ERR_TIMEOUT'])
     assert.deepEqual(outcomes.filter((o) => !known.has(o)), [])
 
-    assert.equal(openFds(), fds, 'open file descriptors')
+    // A leak keeps the count above the baseline; sockets and pipes of the
+    // warm-up may still be closing when the baseline is taken, so the count
+    // may also end below it.
+    await waitFor(`open file descriptors back to ${fds} (${openFds()} now)`, () => openFds() <= fds, 5_000)
     assert.equal(fakeProcesses().length, children, 'child processes')
     global.gc?.()
     const grown = process.memoryUsage().rss - rss
