@@ -136,6 +136,30 @@ export function singleServer({ model, threads }) {
   }
 }
 
+/**
+ * One single-threaded whisper-server per core, fed from one FIFO queue: the
+ * machine's limit as it can be reached, with the files running side by side
+ * (they share caches and memory bandwidth) instead of one after another.
+ */
+export function serverPerCore({ model }) {
+  const servers = Array.from({ length: CORES }, () => singleServer({ model, threads: 1 }))
+  const idle = [...servers]
+  const limit = limiter(CORES)
+  return {
+    start: () => Promise.all(servers.map((s) => s.start())),
+    transcribe: (file) =>
+      limit(async () => {
+        const server = idle.pop()
+        try {
+          return await server.transcribe(file)
+        } finally {
+          idle.push(server)
+        }
+      }),
+    stop: () => Promise.all(servers.map((s) => s.stop())),
+  }
+}
+
 /** This project's engine. */
 export function engine({ model, backend, poolSize, threads }) {
   const { PersistentWhisperEngine } = require('..')
@@ -203,6 +227,10 @@ export const VARIANTS = {
   'single-server': {
     label: 'one whisper-server for all requests',
     make: (o) => singleServer({ model: o.model, threads: o.threads }),
+  },
+  'server-per-core': {
+    label: 'reference: one whisper-server per core, 1 thread each, no engine',
+    make: (o) => serverPerCore({ model: o.model }),
   },
   'napi-rs-whisper': {
     label: '@napi-rs/whisper, in-process',
