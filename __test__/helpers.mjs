@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT } from '../scripts/paths.mjs'
+import { wav } from '../scripts/wav.mjs'
 
 /** The package, as `require('persistent-whisper')` gives it. */
 export const pw = createRequire(import.meta.url)('..')
@@ -125,23 +126,7 @@ export function longSpeech(times) {
   return wav(Buffer.concat(Array.from({ length: times }, () => parts).flat()))
 }
 
-/** A 16 kHz mono 16-bit WAV of the given samples. */
-export function wav(samples) {
-  const header = Buffer.alloc(44)
-  header.write('RIFF', 0, 'latin1')
-  header.writeUInt32LE(36 + samples.length, 4)
-  header.write('WAVEfmt ', 8, 'latin1')
-  header.writeUInt32LE(16, 16)
-  header.writeUInt16LE(1, 20)
-  header.writeUInt16LE(1, 22)
-  header.writeUInt32LE(16000, 24)
-  header.writeUInt32LE(32000, 28)
-  header.writeUInt16LE(2, 32)
-  header.writeUInt16LE(16, 34)
-  header.write('data', 36, 'latin1')
-  header.writeUInt32LE(samples.length, 40)
-  return Buffer.concat([header, samples])
-}
+export { wav }
 
 /** CPU time a process has used, in clock ticks (Linux /proc). */
 export function cpuTicks(pid) {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import { startMeasuring } from './measure.mjs'
 import { VARIANTS, WHISPER_CLI, engine, singleServer } from './variants.mjs'
 import { ROOT } from '../scripts/paths.mjs'
+import { wav } from '../scripts/wav.mjs'
 
 const job = JSON.parse(process.argv[2])
 
@@ -144,20 +145,7 @@ function longWav(files, seconds) {
       length += p.length
     }
   }
-  const header = Buffer.alloc(44)
-  header.write('RIFF', 0, 'latin1')
-  header.writeUInt32LE(36 + length, 4)
-  header.write('WAVEfmt ', 8, 'latin1')
-  header.writeUInt32LE(16, 16)
-  header.writeUInt16LE(1, 20)
-  header.writeUInt16LE(1, 22)
-  header.writeUInt32LE(16000, 24)
-  header.writeUInt32LE(32000, 28)
-  header.writeUInt16LE(2, 32)
-  header.writeUInt16LE(16, 34)
-  header.write('data', 36, 'latin1')
-  header.writeUInt32LE(length, 40)
-  return Buffer.concat([header, ...data])
+  return wav(Buffer.concat(data))
 }
 
 /**
