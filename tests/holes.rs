@@ -27,6 +27,17 @@ fn argv(pid: i32) -> Vec<String> {
         .collect()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_failure_is_read_from_stderr_even_when_the_exit_is_seen_first() {
+    let s = Scratch::new("bind-fail-late");
+    s.server_start("bind-fail-late");
+    let (engine, result) = s.try_engine(s.server_options(1)).await;
+    let e = result.unwrap_err();
+    // Not "exited with code 1": the port was taken, eight times over.
+    assert!(e.to_string().contains("no port of its own"), "{e}");
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_server_that_cannot_bind_is_a_start_failure_after_a_bounded_number_of_ports() {
     let s = Scratch::new("bind-fail");

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 
 /// stderr lines kept to explain a failed start.
 const STDERR_LINES: usize = 40;
+/// How long an exited server's stderr may take to reach its end.
+const STDERR_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// What whisper prints when it starts loading a model.
 const LOADING_MODEL: &str = "loading model from";
 /// What whisper-server prints (unbuffered, on stderr) once it has read a
@@ -47,7 +49,7 @@ impl ServerProcess {
         let serving = Arc::new(AtomicBool::new(false));
         let (reload_tx, reloads) = watch::channel(0u64);
         let (started_tx, started) = watch::channel(0u64);
-        if let Some(pipe) = child.stderr.take() {
+        let drained = child.stderr.take().map(|pipe| {
             let (lines, serving) = (stderr.clone(), serving.clone());
             tokio::spawn(async move {
                 let mut reader = BufReader::new(pipe).lines();
@@ -64,11 +66,17 @@ impl ServerProcess {
                     }
                     kept.push_back(line);
                 }
-            });
-        }
+            })
+        });
         let (tx, exit) = watch::channel(None);
         tokio::spawn(async move {
             let status = process::wait(&mut child).await.ok();
+            // Its last words (say, "couldn't bind") explain the exit: read
+            // them before anyone sees it. Bounded, in case something it
+            // started still holds the pipe.
+            if let Some(drained) = drained {
+                let _ = tokio::time::timeout(STDERR_DRAIN, drained).await;
+            }
             let _ = tx.send(Some(status.unwrap_or_default()));
         });
         ServerProcess {
