@@ -1,14 +1,15 @@
 // A host's end: a graceful close() finishes the jobs it runs, then shuts its
-// engine down; close(true) leaves them to other hosts. And the options:
-// every bad one is refused with ERR_INVALID_OPTIONS, and a refusal leaves no
-// engine process behind.
+// engine down; close(true) leaves them to other hosts. The options: every
+// bad one is refused with ERR_INVALID_OPTIONS, and a refusal leaves no
+// engine process behind. And bullmq stays an optional dependency.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
-import { childProcesses, clips, isGone, longSpeech, missingPhrases, TINY_EN, withCode, working } from './helpers.mjs'
+import { childProcesses, clips, isGone, longSpeech, missingPhrases, ROOT, TINY_EN, withCode, working } from './helpers.mjs'
 import { startRedis } from './fleet-redis.mjs'
 import { cleanups, settled, startHost, startProducer, whisperOf } from './fleet-harness.mjs'
 
@@ -96,4 +97,17 @@ test('bad options reject with ERR_INVALID_OPTIONS (never a synchronous throw), a
   await assert.rejects(createTranscriptionWorker('q', { connection, engine: { ...engine, modelPath: '/nowhere/ggml-none.bin' } }), withCode('ERR_MODEL_LOAD'))
   assert.deepEqual(childProcesses('persistent-whis'), [], 'no engine process left')
   assert.deepEqual(LOCK_DEFAULTS, { lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: 2 })
+})
+
+test('bullmq stays optional: the engine loads without it, and the fleet module says how to install it', () => {
+  // A preload that hides bullmq, as on a desktop app's machine.
+  const hide = "const M = require('node:module'); const r = M._resolveFilename; M._resolveFilename = function (id, ...rest) { if (id === 'bullmq') { const e = new Error(\"Cannot find module 'bullmq'\"); e.code = 'MODULE_NOT_FOUND'; throw e } return r.call(this, id, ...rest) }"
+  const script = `${hide}
+    const pw = require('persistent-whisper')
+    if (typeof pw.PersistentWhisperEngine !== 'function') throw new Error('no engine')
+    if (Object.keys(require.cache).some((f) => f.includes('/node_modules/bullmq/'))) throw new Error('bullmq loaded by the main entry')
+    try { require('persistent-whisper/bullmq'); console.log('loaded') } catch (err) { console.log(err.code, err.message.split('\\n')[0]) }`
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
+  assert.equal(r.stdout.trim(), 'MODULE_NOT_FOUND persistent-whisper/bullmq needs the bullmq package (6.x), an optional peer dependency: npm install bullmq ioredis')
 })
