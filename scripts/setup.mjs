@@ -7,11 +7,9 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync
 import { basename, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as P from './paths.mjs'
-import { fetchCached, log, run } from './provision.mjs'
+import { fetchCached, log, main, python, run } from './provision.mjs'
 import { hostTarget } from './targets.mjs'
 import { buildWhisper, whisperSource } from './whisper-build.mjs'
-
-const python = () => (process.platform === 'win32' ? 'python' : 'python3')
 
 function samples() {
   if (existsSync(P.JFK_WAV) && existsSync(P.JFK_MP3)) return
@@ -73,11 +71,4 @@ export function setup() {
   log(`ready: ${P.HOME}`)
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    setup()
-  } catch (err) {
-    console.error(`[setup] ${err.message}`)
-    process.exit(1)
-  }
-}
+if (import.meta.url === pathToFileURL(process.argv[1]).href) main('setup', setup)
