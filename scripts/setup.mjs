@@ -10,6 +10,7 @@ import * as P from './paths.mjs'
 import { fetchCached, log, main, python, run } from './provision.mjs'
 import { hostTarget } from './targets.mjs'
 import { buildWhisper, whisperSource } from './whisper-build.mjs'
+import { vadModel } from './vad-model.mjs'
 
 function samples() {
   if (existsSync(P.JFK_WAV) && existsSync(P.JFK_MP3)) return
@@ -68,6 +69,7 @@ export function setup() {
   buildWhisper(hostTarget())
   samples()
   for (const name of Object.keys(P.MODEL_SOURCES)) ggmlModel(name)
+  vadModel()
   log(`ready: ${P.HOME}`)
 }
 
