@@ -2,16 +2,18 @@
 // with a missing one among them, stdout for a single file, the plain output
 // off a terminal and the live view on one (through `script`, a
 // pseudo-terminal), model downloads from a local server, SIGINT, and strict
-// argument parsing.
+// argument parsing; and what it refuses up front: two inputs with one output
+// name, an output that is an input, a FIFO; file names with control
+// characters printed escaped.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clips, isGone, longSpeech, missingPhrases, ROOT, TINY_EN, waitFor } from './helpers.mjs'
+import { clips, isGone, JFK_MP3, JFK_WAV, longSpeech, missingPhrases, ROOT, TINY_EN, waitFor } from './helpers.mjs'
 import { modelServer } from './model-server.mjs'
 
 const T = { timeout: 300_000 }
@@ -20,6 +22,13 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'pw-cli-'))
 
 function cli(args, options = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 240_000, ...options })
+}
+
+/** Runs the CLI in a pseudo-terminal (`script`), as a user at a terminal would. */
+function onTerminal(args) {
+  const cmd = [process.execPath, BIN, ...args]
+  const quoted = cmd.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+  return spawnSync('script', ['-q', '-e', '-c', quoted, '/dev/null'], { encoding: 'utf8', timeout: 240_000, env: { ...process.env, COLUMNS: '100', LINES: '30' } })
 }
 
 /** Processes whose parent is `pid` (Linux /proc). */
@@ -69,9 +78,7 @@ test('transcribe: a single file without --output-dir goes to stdout; exit 0', T,
 
 test('transcribe on a terminal: the live view shows the workers, files done, speed and ETA', T, () => {
   const out = scratch()
-  const cmd = [process.execPath, BIN, 'transcribe', clips[0].path, clips[1].path, '--model', TINY_EN, '--output-dir', out, '--pool-size', '2']
-  const quoted = cmd.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
-  const r = spawnSync('script', ['-q', '-e', '-c', quoted, '/dev/null'], { encoding: 'utf8', timeout: 240_000, env: { ...process.env, COLUMNS: '100', LINES: '30' } })
+  const r = onTerminal(['transcribe', clips[0].path, clips[1].path, '--model', TINY_EN, '--output-dir', out, '--pool-size', '2'])
   assert.equal(r.status, 0, r.stdout)
   assert.match(r.stdout, /worker-1 +(idle|processing|completed)/)
   assert.match(r.stdout, /worker-2/)
@@ -166,4 +173,73 @@ test('--help for each command; unknown flags and commands are refused with a cle
   const missingModel = cli(['transcribe', clips[0].path, '--model', 'tiny.en', '--model-dir', scratch()])
   assert.equal(missingModel.status, 1)
   assert.match(missingModel.stderr, /ERR_MODEL_LOAD: .*npx persistent-whisper models download tiny\.en/)
+})
+
+test('two inputs that would write one output name are refused before transcribing (exit 2)', T, () => {
+  const dir = scratch()
+  mkdirSync(join(dir, 'a'))
+  mkdirSync(join(dir, 'b'))
+  copyFileSync(clips[0].path, join(dir, 'a', 'x.wav'))
+  copyFileSync(clips[1].path, join(dir, 'b', 'x.wav'))
+  copyFileSync(JFK_WAV, join(dir, 'jfk.wav'))
+  copyFileSync(JFK_MP3, join(dir, 'jfk.mp3'))
+  const out = join(dir, 'o')
+  for (const [args, target] of [
+    [[join(dir, 'a', 'x.wav'), join(dir, 'b', 'x.wav'), '--output-dir', out], join(out, 'x.txt')],
+    [[join(dir, 'jfk.wav'), join(dir, 'jfk.mp3')], join(dir, 'jfk.txt')],
+    [[join(dir, 'jfk.wav'), join(dir, 'jfk.wav'), '--format', 'srt'], join(dir, 'jfk.srt')],
+  ]) {
+    const r = cli(['transcribe', ...args, '--model', TINY_EN, '--pool-size', '1'])
+    assert.equal(r.status, 2, r.stderr)
+    assert.ok(r.stderr.includes(target) && /would both be written to|is given twice/.test(r.stderr), r.stderr)
+    assert.ok(!existsSync(target), 'nothing was transcribed')
+  }
+})
+
+test('an output that would overwrite an input is refused before transcribing (exit 2), the input intact', T, () => {
+  const dir = scratch()
+  // Audio files whose names end like transcripts: stella.txt (the default format) and fox.srt.
+  copyFileSync(clips[1].path, join(dir, 'stella.txt'))
+  copyFileSync(clips[0].path, join(dir, 'fox.srt'))
+  copyFileSync(clips[2].path, join(dir, 'weather.wav'))
+  const original = readFileSync(join(dir, 'stella.txt'))
+  for (const args of [
+    [join(dir, 'stella.txt'), join(dir, 'weather.wav')],
+    [join(dir, 'fox.srt'), '--format', 'srt', '--output-dir', dir],
+  ]) {
+    const r = cli(['transcribe', ...args, '--model', TINY_EN, '--pool-size', '1'])
+    assert.equal(r.status, 2, r.stderr)
+    assert.match(r.stderr, /would be written over the input/)
+  }
+  assert.ok(readFileSync(join(dir, 'stella.txt')).equals(original))
+  assert.ok(readFileSync(join(dir, 'fox.srt')).equals(readFileSync(clips[0].path)))
+  assert.ok(!existsSync(join(dir, 'weather.txt')), 'refused before transcribing anything')
+})
+
+test('a FIFO among the inputs is refused up front, without opening it (no hang)', T, () => {
+  const dir = scratch()
+  const fifo = join(dir, 'pipe.wav')
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+  const r = cli(['transcribe', clips[0].path, fifo, '--model', TINY_EN, '--output-dir', dir, '--pool-size', '1'], { timeout: 60_000 })
+  assert.notEqual(r.signal, 'SIGTERM', 'the CLI hung on the FIFO')
+  assert.equal(r.status, 2, r.stderr)
+  assert.match(r.stderr, /pipe\.wav is not a regular file/)
+})
+
+test('file names with escape sequences or newlines are printed escaped, in the log, the failures and the live view', T, () => {
+  const dir = scratch()
+  const evil = join(dir, 'evil\x1b[31mred\nline.wav')
+  copyFileSync(clips[0].path, evil)
+  const gone = join(dir, 'gone\x1b[2J.wav')
+  const r = cli(['transcribe', evil, gone, '--model', TINY_EN, '--output-dir', dir, '--pool-size', '2'])
+  assert.equal(r.status, 1, r.stderr)
+  assert.ok(!r.stderr.includes('\x1b'), JSON.stringify(r.stderr))
+  assert.ok(r.stderr.includes(String.raw`evil\x1b[31mred\nline.wav`), r.stderr)
+  assert.ok(r.stderr.includes(String.raw`gone\x1b[2J.wav: ERR_AUDIO_NOT_FOUND`), r.stderr)
+  assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('done ')).length, 1, 'one line for the one file done')
+  // On a terminal the view's own control codes stay; the names' do not get through.
+  const t = onTerminal(['transcribe', evil, '--model', TINY_EN, '--output-dir', scratch(), '--pool-size', '1'])
+  assert.equal(t.status, 0, t.stdout)
+  assert.ok(!t.stdout.includes('\x1b[31m') && !/red\r?\nline/.test(t.stdout), JSON.stringify(t.stdout))
+  assert.ok(t.stdout.includes(String.raw`evil\x1b[31mred\nline.wav`))
 })

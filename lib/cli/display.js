@@ -2,9 +2,10 @@
 // What `transcribe` shows while it works. On a terminal: a block redrawn in
 // place (each worker's state, file and progress; files done of total; audio
 // seconds per second; ETA) under a log of finished files. Elsewhere (a pipe,
-// a CI log): one line per finished file.
+// a CI log): one line per finished file. File names are printed with their
+// control characters escaped (format.js printable).
 const path = require('node:path')
-const { clock } = require('./format')
+const { clock, printable } = require('./format')
 
 const REDRAW_MS = 250
 
@@ -55,14 +56,14 @@ class Display {
     this.finished++
     this.audioDone += this.audio.get(file) ?? 0
     const seconds = ((Date.now() - this.started) / 1000).toFixed(1)
-    this.log(`done    ${file} -> ${target} (${seconds} s)`)
+    this.log(`done    ${printable(file)} -> ${printable(target)} (${seconds} s)`)
   }
 
   failed(file, err) {
     this.over.add(file)
     this.finished++
     this.failedCount++
-    this.log(`failed  ${file}: ${err.code ?? 'ERROR'}`)
+    this.log(`failed  ${printable(file)}: ${err.code ?? 'ERROR'}`)
   }
 
   /** A permanent line: above the live block on a terminal. */
@@ -110,7 +111,7 @@ class Display {
     const width = this.out.columns || 80
     const rows = this.workers.map((w) => {
       const file = this.running.get(w.id)
-      const name = file ? path.basename(file) : ''
+      const name = file ? printable(path.basename(file)) : ''
       const pct = file && this.percent.has(file) ? `${String(this.percent.get(file)).padStart(3)}%` : ''
       return `  ${w.id.padEnd(10)} ${w.state.padEnd(10)} ${name} ${pct}`.slice(0, width - 1)
     })

@@ -29,4 +29,26 @@ function clock(seconds) {
   return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`
 }
 
-module.exports = { bar, bytes, clock }
+/**
+ * Control characters (C0, DEL, C1) and the bidirectional overrides that can
+ * reorder what a terminal shows: a file name holding them must not move the
+ * cursor, recolour, clear the screen or break a line of the live view.
+ */
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+const NAMED = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * `text` safe to print on a terminal: control characters as escapes
+ * (\x1b, \n, \u202e). With `newlines`, line breaks stay (a message's own
+ * layout, whose names were escaped already).
+ */
+function printable(text, { newlines = false } = {}) {
+  return String(text).replace(CONTROL, (c) => {
+    if (newlines && c === '\n') return c
+    if (NAMED[c]) return NAMED[c]
+    const code = c.charCodeAt(0)
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
+  })
+}
+
+module.exports = { bar, bytes, clock, printable }

@@ -3,6 +3,7 @@
 // of the pool, and manage models. Arguments are parsed strictly (node:util
 // parseArgs): an unknown flag is refused with a message, never ignored.
 const { parseArgs } = require('node:util')
+const { printable } = require('./format')
 
 const USAGE = `usage: persistent-whisper <command> [options]
 
@@ -70,11 +71,12 @@ function cli(argv = process.argv.slice(2)) {
       process.exitCode = code ?? 0
     },
     (err) => {
+      // Messages may quote a path or URL the user gave: no control character reaches the terminal.
       if (err instanceof UsageError) {
-        process.stderr.write(`persistent-whisper: ${err.message}\n`)
+        process.stderr.write(`persistent-whisper: ${printable(err.message, { newlines: true })}\n`)
         process.exitCode = 2
       } else {
-        process.stderr.write(`persistent-whisper: ${err.code ? `${err.code}: ` : ''}${err.message}\n`)
+        process.stderr.write(`persistent-whisper: ${err.code ? `${err.code}: ` : ''}${printable(err.message)}\n`)
         process.exitCode = 1
       }
     },

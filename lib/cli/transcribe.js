@@ -7,6 +7,8 @@ const path = require('node:path')
 const { PersistentWhisperEngine } = require('../index')
 const { toSrt, toText, toVtt } = require('../captions')
 const { Display } = require('./display')
+const { printable } = require('./format')
+const { planOutputs } = require('./outputs')
 
 const FORMATS = {
   txt: toText,
@@ -21,8 +23,11 @@ Transcribes every file at once with a pool of whisper workers. On a
 terminal a live view shows each worker, files done, audio seconds per second
 and an ETA; otherwise one line per finished file goes to stderr. Results go
 beside each input (meeting.wav -> meeting.srt), into --output-dir, or to
-stdout for a single file without --output-dir. The exit code is 0 only when
-every file succeeded. Ctrl-C aborts every request and ends every worker.
+stdout for a single file without --output-dir. Refused before anything runs
+(exit 2): an input that is not a regular file (a FIFO, a folder), two inputs
+whose results would have the same name, a result that would overwrite an
+input. The exit code is 0 only when every file succeeded. Ctrl-C aborts
+every request and ends every worker.
 
 options:
   --model NAME|PATH   a catalogue model (see models list) or a ggml file (default: base.en)
@@ -45,14 +50,27 @@ const OPTIONS = {
   'model-dir': { type: 'string' },
 }
 
-/** Seconds of audio in a file: a WAV header's, else a size-based estimate. */
+const { O_RDONLY, O_NONBLOCK = 0 } = fs.constants
+
+/**
+ * Seconds of audio in a file: a WAV header's, else a size-based estimate.
+ * Opened without blocking (a file swapped for a FIFO since the check must
+ * not hang the command) and read only if it is a regular file.
+ */
 function audioSeconds(file) {
   try {
-    const fd = fs.openSync(file, 'r')
+    const fd = fs.openSync(file, O_RDONLY | O_NONBLOCK)
     const head = Buffer.alloc(4096)
-    const n = fs.readSync(fd, head, 0, head.length, 0)
-    const size = fs.fstatSync(fd).size
-    fs.closeSync(fd)
+    let n = 0
+    let size = 0
+    try {
+      const stat = fs.fstatSync(fd)
+      if (!stat.isFile()) return 0
+      size = stat.size
+      n = fs.readSync(fd, head, 0, head.length, 0)
+    } finally {
+      fs.closeSync(fd)
+    }
     if (n >= 44 && head.toString('latin1', 0, 4) === 'RIFF' && head.toString('latin1', 8, 12) === 'WAVE') {
       const byteRate = head.readUInt32LE(28)
       const data = head.indexOf('data', 12, 'latin1')
@@ -64,11 +82,6 @@ function audioSeconds(file) {
   }
 }
 
-function outputPath(file, format, outputDir) {
-  const base = `${path.basename(file, path.extname(file))}.${format}`
-  return path.join(outputDir ?? path.dirname(path.resolve(file)), base)
-}
-
 async function run(args, { parse, integer, UsageError }) {
   const parsed = parse(args, OPTIONS, HELP)
   if (!parsed) return 0
@@ -77,8 +90,9 @@ async function run(args, { parse, integer, UsageError }) {
   const format = values.format
   if (!FORMATS[format]) throw new UsageError(`--format must be txt, json, srt or vtt (got ${JSON.stringify(format)})`)
   const outputDir = values['output-dir'] && path.resolve(values['output-dir'])
-  if (outputDir) fs.mkdirSync(outputDir, { recursive: true })
   const toStdout = files.length === 1 && !outputDir
+  const targets = planOutputs(files, { format, outputDir, toStdout, UsageError })
+  if (outputDir) fs.mkdirSync(outputDir, { recursive: true })
 
   let engine
   try {
@@ -117,7 +131,7 @@ async function run(args, { parse, integer, UsageError }) {
             process.stdout.write(text)
             display.done(file, 'stdout')
           } else {
-            const target = outputPath(file, format, outputDir)
+            const target = targets.get(file)
             fs.writeFileSync(target, text)
             display.done(file, target)
           }
@@ -134,7 +148,7 @@ async function run(args, { parse, integer, UsageError }) {
   }
   if (failures.length) {
     process.stderr.write(`\n${failures.length} of ${files.length} file${files.length > 1 ? 's' : ''} failed:\n`)
-    for (const { file, err } of failures) process.stderr.write(`  ${file}: ${err.code ?? 'ERROR'}: ${err.message}\n`)
+    for (const { file, err } of failures) process.stderr.write(`  ${printable(file)}: ${err.code ?? 'ERROR'}: ${printable(err.message)}\n`)
   }
   if (interrupted) return 130
   return failures.length ? 1 : 0
