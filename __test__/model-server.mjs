@@ -67,3 +67,26 @@ export async function modelServer(files, { cutFirstAfter, bytesPerTick } = {}) {
 
 /** A file's bytes, read once per test file. */
 export const bytesOf = (file) => readFileSync(file)
+
+/**
+ * A FAULT-INJECTION server for the download tests: `handle(req, res, n)`
+ * answers the n-th request (from 0) however the test needs, misbehaving on
+ * purpose. It records every request (url, range, authorization headers);
+ * close() also ends connections it left hanging.
+ */
+export async function faultServer(handle) {
+  const requests = []
+  const server = createServer((req, res) => {
+    requests.push({ url: req.url, range: req.headers.range, authorization: req.headers.authorization, proxyAuthorization: req.headers['proxy-authorization'] })
+    handle(req, res, requests.length - 1)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    requests,
+    close: () => {
+      server.closeAllConnections()
+      return new Promise((resolve) => server.close(resolve))
+    },
+  }
+}

@@ -6,6 +6,12 @@
 // replaces that base (a mirror, or an offline server).
 
 const DEFAULT_BASE_URL = 'https://huggingface.co/ggml-org/whisper.cpp/resolve/main'
+/**
+ * The sizes below are rounded (to 1 MiB, or 0.1 GiB above 1 GiB), so a
+ * download may exceed them a little but never by this much: the bound that
+ * stops a mirror that sends more (maxBytes).
+ */
+const SIZE_MARGIN = 0.1
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
 
@@ -46,6 +52,7 @@ function catalogueEntry(name) {
     file,
     url: `${modelBaseUrl()}/${file}`,
     approxBytes: Math.round(approxBytes),
+    maxBytes: Math.ceil(approxBytes * (1 + SIZE_MARGIN)),
     sha1,
     multilingual: !name.includes('.en'),
     quantized: /-q\d/.test(name),

@@ -40,6 +40,10 @@ function proxyFor(url) {
   return new URL(value.includes('://') ? value : `http://${value}`)
 }
 
+/** A URL's host as a socket takes it: an IPv6 literal without its brackets. */
+const bareHost = (url) => url.hostname.replace(/^\[(.*)\]$/, '$1')
+
+/** Credentials of the proxy URL, for the proxy only (never as Authorization, which the origin would get). */
 function proxyAuth(proxy) {
   if (!proxy.username) return {}
   const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`
@@ -51,7 +55,7 @@ function tunnel(proxy, url, signal) {
   return new Promise((resolve, reject) => {
     const port = url.port || '443'
     const request = http.request({
-      host: proxy.hostname,
+      host: bareHost(proxy),
       port: proxy.port || 80,
       method: 'CONNECT',
       path: `${url.hostname}:${port}`,
@@ -76,21 +80,24 @@ async function requestOnce(url, headers, signal) {
   const proxy = proxyFor(url)
   const secure = url.protocol === 'https:'
   const options = { method: 'GET', headers: { 'User-Agent': 'persistent-whisper', ...headers }, signal }
-  let module = secure ? https : http
-  let target = url
+  let start = (callback) => (secure ? https : http).request(url, options, callback)
   if (proxy && secure) {
     const socket = await tunnel(proxy, url, signal)
     options.createConnection = () => socket
     options.agent = false
   } else if (proxy) {
-    // A plain-HTTP proxy takes the whole URL as the request path.
-    module = http
-    target = proxy
+    // A plain-HTTP proxy takes the whole URL as the request path. Its host
+    // and port are given apart, not as the proxy's URL: http.request would
+    // turn that URL's credentials into an Authorization header, which the
+    // proxy passes on to the origin.
+    options.host = bareHost(proxy)
+    options.port = proxy.port || 80
     options.path = url.href
     options.headers = { ...options.headers, Host: url.host, ...proxyAuth(proxy) }
+    start = (callback) => http.request(options, callback)
   }
   return new Promise((resolve, reject) => {
-    const request = module.request(target, options, resolve)
+    const request = start(resolve)
     request.once('error', reject)
     request.end()
   })

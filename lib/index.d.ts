@@ -124,6 +124,8 @@ export interface CatalogueModel {
   url: string
   /** The size whisper.cpp's models/README.md states (rounded). */
   approxBytes: number
+  /** The most bytes a download of it may bring (approxBytes plus 10%): a server that sends more is cut off. */
+  maxBytes: number
   sha1: string
   multilingual: boolean
   quantized: boolean
@@ -147,6 +149,8 @@ export interface DownloadOptions {
   dir?: string
   onProgress?: (progress: DownloadProgress) => void
   signal?: AbortSignal | null
+  /** ms without a byte from the server after which an attempt ends and the next resumes (default 30000). */
+  idleTimeout?: number
 }
 
 /** The catalogue, with what is downloaded in `dir` (default: defaultModelDir()). */

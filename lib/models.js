@@ -1,27 +1,25 @@
 'use strict'
 // Models on demand: the catalogue (catalogue.js), the default folder, and
 // downloads that are verified (SHA-1 or SHA-256 before the file appears),
-// resumable (a .part file and HTTP Range), cancellable (AbortSignal), safe
-// with several processes at once (a lock file), and proxy-aware (http-get.js).
+// resumable (a .part file and HTTP Range), cancellable (AbortSignal), bounded
+// in time (idleTimeout) and size, safe with several processes at once and in
+// a folder others can write (model-lock.js, download-attempt.js), and
+// proxy-aware (http-get.js).
 const { createHash } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { MODEL_NAMES, catalogueEntry } = require('./catalogue')
-const { get } = require('./http-get')
+const { acquireLock } = require('./model-lock')
+const { attempt, digestOf } = require('./download-attempt')
+const { aborted, codedError, invalid } = require('./download-errors')
 
 /** Network failures in a row that a download resumes after, within one call. */
 const ATTEMPTS = 4
-/** How often a download waiting for another process's lock looks again. */
-const LOCK_POLL_MS = 200
-
-function codedError(code, message, cause) {
-  const err = new Error(message, cause ? { cause } : undefined)
-  err.code = code
-  return err
-}
-
-const invalid = (option, reason) => codedError('ERR_INVALID_OPTIONS', `invalid option \`${option}\`: ${reason}`)
+/** The codes a download rejects with; anything else (a disk error, say) becomes ERR_DOWNLOAD_FAILED. */
+const OWN_CODES = ['ERR_ABORTED', 'ERR_CHECKSUM_MISMATCH', 'ERR_DOWNLOAD_FAILED', 'ERR_INVALID_OPTIONS']
+/** No byte for this long (ms) ends an attempt; the next one resumes with a Range request. */
+const IDLE_TIMEOUT_MS = 30_000
 
 /**
  * Where models go unless you say otherwise: the platform's cache folder,
@@ -48,12 +46,12 @@ function listModels({ dir = defaultModelDir() } = {}) {
 /** The command that downloads a catalogue model, for messages. */
 const downloadCommand = (name) => `npx persistent-whisper models download ${name}`
 
-/** { url, file, algorithm, digest, size?, name? } from a catalogue name or a spec. */
+/** { url, file, algorithm, digest, size?, name?, maxBytes? } from a catalogue name or a spec. */
 function resolveSpec(nameOrSpec) {
   if (typeof nameOrSpec === 'string') {
     const entry = catalogueEntry(nameOrSpec)
     if (!entry) throw invalid('model', `${JSON.stringify(nameOrSpec)} is not in the catalogue (${MODEL_NAMES.join(', ')}); for another model pass { url, sha256 }`)
-    return { name: entry.name, url: entry.url, file: entry.file, algorithm: 'sha1', digest: entry.sha1 }
+    return { name: entry.name, url: entry.url, file: entry.file, algorithm: 'sha1', digest: entry.sha1, maxBytes: entry.maxBytes }
   }
   if (!nameOrSpec || typeof nameOrSpec !== 'object') throw invalid('model', 'must be a catalogue name such as "base.en", or { url, sha256 | sha1, size? }')
   const { url, sha256, sha1, size } = nameOrSpec
@@ -69,114 +67,15 @@ function resolveSpec(nameOrSpec) {
     throw invalid(sha256 !== undefined ? 'sha256' : 'sha1', `a checksum is required: sha256 (64 hex digits) or sha1 (40), so that a damaged or wrong file is never used`)
   }
   if (size !== undefined && !(Number.isSafeInteger(size) && size > 0)) throw invalid('size', 'must be a whole number of bytes')
-  const file = decodeURIComponent(parsed.pathname.split('/').pop() || '')
-  if (!file || file === '.' || file === '..' || /[\\/\0]/.test(file)) throw invalid('url', 'must end in a file name')
+  const raw = parsed.pathname.split('/').pop() || ''
+  let file
+  try {
+    file = decodeURIComponent(raw)
+  } catch {
+    throw invalid('url', `its file name ${JSON.stringify(raw)} has a malformed % escape; give the URL as the server names the file`)
+  }
+  if (!file || file === '.' || file === '..' || /[\\/\x00-\x1f\x7f]/.test(file)) throw invalid('url', 'must end in a file name (without slashes or control characters)')
   return { url: parsed.href, file, algorithm, digest: digest.toLowerCase(), size }
-}
-
-function aborted(what) {
-  return codedError('ERR_ABORTED', `the download of ${what} was aborted by its AbortSignal; what arrived is kept and the next download resumes from there`)
-}
-
-const sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true })
-  })
-
-/** True when process `pid` runs on this machine. */
-function alive(pid) {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return err.code === 'EPERM'
-  }
-}
-
-/**
- * Holds `lockFile` (created exclusively, holding this process's pid) until
- * release() is called. Waits while another live holder has it; takes over a
- * lock whose holder died.
- */
-async function lock(lockFile, signal, what) {
-  for (;;) {
-    try {
-      const fd = fs.openSync(lockFile, 'wx')
-      fs.writeSync(fd, `${process.pid}\n`)
-      fs.closeSync(fd)
-      return () => fs.rmSync(lockFile, { force: true })
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw codedError('ERR_DOWNLOAD_FAILED', `cannot create ${lockFile}: ${err.message}. Check that the folder is writable`, err)
-    }
-    const holder = Number.parseInt(fs.readFileSync(lockFile, { encoding: 'utf8', flag: 'a+' }), 10)
-    if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
-      fs.rmSync(lockFile, { force: true })
-      continue
-    }
-    try {
-      await sleep(LOCK_POLL_MS, signal)
-    } catch {
-      throw aborted(what)
-    }
-  }
-}
-
-/**
- * The checksum of `file`. Read back once the download is whole, so that
- * what is verified is what is on disk, however many attempts it took.
- */
-async function checksum(algorithm, file) {
-  const hash = createHash(algorithm)
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk)
-  return hash.digest('hex')
-}
-
-/**
- * One attempt: continues `part` from its length with a Range request (or
- * starts it over when the server sends the whole file). Resolves when the
- * body has arrived whole; rejects with a retryable Error otherwise.
- */
-async function fetchInto(spec, part, signal, report) {
-  let have = fs.existsSync(part) ? fs.statSync(part).size : 0
-  const headers = have > 0 ? { Range: `bytes=${have}-` } : {}
-  const { response } = await get(spec.url, { headers, signal })
-  const status = response.statusCode
-  if (status === 416 && have > 0) {
-    // Nothing left to send: the .part is whole (or wrong, which the checksum says).
-    response.resume()
-    return { whole: true, total: have }
-  }
-  if (status !== 200 && status !== 206) {
-    response.resume()
-    const err = codedError('ERR_DOWNLOAD_FAILED', `downloading ${spec.url} failed: HTTP ${status}${status === 404 ? ' (no such file: check the URL or the model name)' : ''}`)
-    err.final = status >= 400 && status < 500
-    throw err
-  }
-  if (status === 200 && have > 0) {
-    // The server ignored the Range: start over.
-    have = 0
-    fs.truncateSync(part, 0)
-  }
-  const length = Number(response.headers['content-length'])
-  const total = Number.isFinite(length) ? have + length : spec.size
-  const out = fs.createWriteStream(part, { flags: have > 0 ? 'a' : 'w' })
-  let received = have
-  report(received, total)
-  try {
-    for await (const chunk of response) {
-      if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve))
-      received += chunk.length
-      report(received, total)
-    }
-  } finally {
-    await new Promise((resolve) => out.end(resolve))
-  }
-  if (Number.isFinite(length) && received - have < length) {
-    throw new Error(`the connection closed after ${received} of ${total} bytes`)
-  }
-  return { whole: true, total: received }
 }
 
 /**
@@ -186,10 +85,11 @@ async function fetchInto(spec, part, signal, report) {
  */
 async function downloadModel(nameOrSpec, options = {}) {
   const spec = resolveSpec(nameOrSpec)
-  const { dir = defaultModelDir(), onProgress, signal } = options ?? {}
+  const { dir = defaultModelDir(), onProgress, signal, idleTimeout = IDLE_TIMEOUT_MS } = options ?? {}
   if (typeof dir !== 'string' || !dir) throw invalid('dir', 'must be a folder path')
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress', 'must be a function')
   if (signal != null && (typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) throw invalid('signal', 'must be an AbortSignal')
+  if (!(Number.isSafeInteger(idleTimeout) && idleTimeout > 0)) throw invalid('idleTimeout', `must be a whole number of milliseconds above 0 (default ${IDLE_TIMEOUT_MS})`)
   const what = spec.name ?? spec.file
   if (signal?.aborted) throw aborted(what)
   const final = path.join(path.resolve(dir), spec.file)
@@ -199,15 +99,15 @@ async function downloadModel(nameOrSpec, options = {}) {
   } catch (err) {
     throw codedError('ERR_DOWNLOAD_FAILED', `cannot create the folder ${path.dirname(final)}: ${err.message}`, err)
   }
-  const release = await lock(`${final}.lock`, signal, what)
+  const release = await acquireLock(`${final}.lock`, signal, () => aborted(what))
+  const part = `${final}.part`
   try {
     // Another process may have finished it while this one waited.
     if (fs.existsSync(final)) return final
-    const part = `${final}.part`
     let lastPercent = -1
     const report = (bytes, total) => {
       if (!onProgress) return
-      const percent = total ? Math.floor((bytes / total) * 100) : undefined
+      const percent = total ? Math.min(100, Math.floor((bytes / total) * 100)) : undefined
       if (percent !== undefined && percent === lastPercent && bytes !== total) return
       lastPercent = percent
       try {
@@ -216,20 +116,22 @@ async function downloadModel(nameOrSpec, options = {}) {
         // A throwing progress callback does not stop the download.
       }
     }
-    for (let attempt = 1; ; attempt++) {
+    for (let n = 1; ; n++) {
       try {
-        await fetchInto(spec, part, signal, report)
+        await attempt({ ...spec, what }, part, { signal, idleTimeout, report })
         break
       } catch (err) {
         if (signal?.aborted) throw aborted(what)
-        if (err.code === 'ERR_DOWNLOAD_FAILED' && err.final) throw err
-        if (attempt === ATTEMPTS) {
+        if (err.final) {
+          if (err.discard) fs.rmSync(part, { force: true })
+          throw err
+        }
+        if (n === ATTEMPTS) {
           throw codedError('ERR_DOWNLOAD_FAILED', `downloading ${spec.url} failed: ${err.message}. What arrived is kept in ${part}; run the download again to resume`, err)
         }
       }
     }
-    const got = await checksum(spec.algorithm, part)
-    const size = fs.statSync(part).size
+    const { digest: got, size } = await digestOf(part, createHash(spec.algorithm))
     if (got !== spec.digest || (spec.size !== undefined && size !== spec.size)) {
       fs.rmSync(part, { force: true })
       const sizeNote = spec.size !== undefined && size !== spec.size ? ` and ${size} bytes instead of ${spec.size}` : ''
@@ -242,7 +144,7 @@ async function downloadModel(nameOrSpec, options = {}) {
     fs.renameSync(part, final)
     return final
   } catch (err) {
-    if (err.code && err.message) throw err
+    if (OWN_CODES.includes(err.code)) throw err
     throw codedError('ERR_DOWNLOAD_FAILED', `downloading ${spec.url} failed: ${err.message}`, err)
   } finally {
     release()
@@ -258,4 +160,4 @@ function resolveModelPath(modelPath, dir = defaultModelDir()) {
   return { name: modelPath, path: path.join(path.resolve(dir), catalogueEntry(modelPath).file) }
 }
 
-module.exports = { defaultModelDir, downloadCommand, downloadModel, listModels, resolveModelPath }
+module.exports = { IDLE_TIMEOUT_MS, defaultModelDir, downloadCommand, downloadModel, listModels, resolveModelPath }
