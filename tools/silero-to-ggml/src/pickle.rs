@@ -621,6 +621,26 @@ mod tests {
     }
 
     #[test]
+    fn no_truncation_or_flipped_byte_panics() {
+        let mut p = Pickler::new();
+        p.object_start("__torch__.M");
+        p.str("w");
+        p.tensor("0", 6, 0, &[2, 3], &[3, 1]);
+        p.object_end();
+        let good = p.finish();
+        for len in 0..good.len() {
+            let _ = load(&good[..len]);
+        }
+        for at in 0..good.len() {
+            for byte in [0x00, 0x28, 0x4a, 0x68, 0x71, 0x81, 0xff] {
+                let mut bad = good.clone();
+                bad[at] = byte;
+                let _ = load(&bad); // an error or a value, never a panic
+            }
+        }
+    }
+
+    #[test]
     fn unknown_callables_stay_opaque_and_tensor_arguments_are_checked() {
         let mut bytes = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.".to_vec();
         assert_eq!(load(&bytes).unwrap(), Value::Opaque("os.system".into()));
