@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
 //                [--pool-size N] [--rounds N]
-//                [--only batch|dictation|memory [--variants a,b]]
+//                [--only batch|dictation|memory [--variants a,b] | --only fleet]
 //
 // Runs every way of transcribing with whisper.cpp that the README talks about,
 // on real speech, in one run: interleaved rounds, medians reported, each
@@ -252,6 +252,7 @@ async function main() {
   process.stderr.write('[bench] preparing (build, setup)\n')
   prepare()
   const files = workload()
+  if (opts.only === 'fleet') return (await import('./fleet.mjs')).fleet(files, opts)
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
   steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 8 + opts.rounds * 3 + opts.rounds * 4 + 1
