@@ -8,7 +8,7 @@
 // time for the job, one job at a time into an idle host. Prints JSON; writes
 // no file.
 import { readFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { basename, join } from 'node:path'
 import { startRedis } from '../__test__/fleet-redis.mjs'
 import { startHost, startProducer } from '../__test__/fleet-harness.mjs'
@@ -71,6 +71,8 @@ async function latency(redis, clip, count, model) {
 
 export async function fleet(files, opts) {
   if (availableParallelism() < 2) throw new Error('--only fleet needs 2 cores: one per host')
+  // Other work on the machine skews the figures: the load average says how much there was.
+  const loadBefore = loadavg()[0]
   const redis = await startRedis()
   try {
     const runs = { 1: [], 2: [] }
@@ -93,6 +95,7 @@ export async function fleet(files, opts) {
       oneHost: { makespanS: one / 1000, audioSecondsPerSecond: audio / (one / 1000), runs: runs[1] },
       twoHosts: { makespanS: two / 1000, audioSecondsPerSecond: audio / (two / 1000), runs: runs[2] },
       scaling: one / two,
+      loadAverage: { before: loadBefore, after: loadavg()[0] },
       addedLatency: { clip: basename(clip), n: added.length, p50Ms: percentile(added, 50), p95Ms: percentile(added, 95), maxMs: Math.max(...added) },
     }
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
