@@ -26,9 +26,14 @@ worker.engine.on('requestFailed', ({ code }) => send({ type: 'requestFailed', co
 // Connection errors while Redis restarts are expected; the parent may log them.
 worker.on('error', (err) => send({ type: 'error', message: err.message }))
 
+// The parent (a test) died: a host must not outlive it.
+process.on('disconnect', () => closing || process.exit(1))
+let closing = false
+
 process.on('message', async (message) => {
   if (message.type === 'cancel') send({ type: 'cancelled', jobId: message.jobId, found: worker.cancelJob(message.jobId, message.reason) })
   if (message.type === 'close') {
+    closing = true
     await worker.close(message.force === true)
     send({ type: 'closed', engineRunning: (await worker.engine.getStatus()).isRunning })
     process.disconnect()

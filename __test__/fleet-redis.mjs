@@ -2,7 +2,7 @@
 // redis-server on a free loopback port, with a random password (other local
 // users can reach 127.0.0.1), its data in a temp folder with the append-only
 // file on and fsync'd at every write, so that a restart keeps every job.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
@@ -47,6 +47,9 @@ function answers(port) {
  * and folder, with the same data.
  */
 export async function startRedis() {
+  if (spawnSync('redis-server', ['--version']).error) {
+    throw new Error('cannot start redis-server: the fleet tests need it on the PATH (Debian: apt-get install redis-server)')
+  }
   const dir = mkdtempSync(join(tmpdir(), 'pw-fleet-redis-'))
   const password = randomBytes(16).toString('hex')
   const port = await freePort()
@@ -61,23 +64,33 @@ export async function startRedis() {
   let log = ''
 
   async function start() {
-    child = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // Under a shell that stops it (SIGTERM) when its stdin closes: when stop()
+    // closes it, and when this process dies, so that no Redis outlives a test.
+    // The shell exits when Redis does.
+    child = spawn('sh', ['-c', 'exec 3<&0; redis-server "$1" & r=$!; (cat <&3 >/dev/null; kill $r 2>/dev/null) & wait $r', 'sh', conf], { stdio: ['pipe', 'pipe', 'pipe'] })
+    child.stdin.on('error', () => {}) // the shell may be gone already
     child.stdout.on('data', (d) => (log = (log + d).slice(-4000)))
     child.stderr.on('data', (d) => (log = (log + d).slice(-4000)))
     const exited = new Promise((resolve) => child.once('exit', resolve))
     const deadline = Date.now() + 15_000
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited at start (code ${child.exitCode}):\n${log}`)
+      if (child.exitCode !== null) {
+        child.stdin.end()
+        throw new Error(`redis-server exited at start (code ${child.exitCode}):\n${log}`)
+      }
       if (await answers(port)) break
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}:\n${log}`)
+      if (Date.now() > deadline) {
+        await stop()
+        throw new Error(`redis-server did not answer on port ${port}:\n${log}`)
+      }
       await Promise.race([exited, new Promise((r) => setTimeout(r, 50))])
     }
   }
 
   async function stop() {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
+    if (!child) return
+    const exited = child.exitCode === null && child.signalCode === null && new Promise((resolve) => child.once('exit', resolve))
+    child.stdin.end()
     await exited
   }
 
