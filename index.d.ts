@@ -43,7 +43,7 @@ export declare class NativeEngine {
  * with the other fields that are set.
  */
 export interface EngineEvent {
-  type: 'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'queueFull' | 'drain' | 'error'
+  type: 'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'error'
   workerId?: string
   pid?: number
   reason?: 'replaced' | 'recycled' | 'idle' | 'shutdown'
@@ -53,6 +53,8 @@ export interface EngineEvent {
   code?: string
   message?: string
   maxQueueSize?: number
+  /** backendFallback: the backend the engine runs instead. */
+  backend?: string
 }
 
 export interface EngineStatus {
@@ -129,10 +131,12 @@ export interface PersistentWhisperOptions {
    */
   workerPath?: string
   /**
-   * How a worker runs whisper. 'cli' (default): one whisper-cli process per
-   * request. 'server': one whisper-server per worker, model loaded once.
-   * 'worker': the workers are decode slots in persistent-whisper-worker
-   * processes that hold the model once each.
+   * How a worker runs whisper. 'worker' (default): the workers are decode
+   * slots in persistent-whisper-worker processes that hold the model once
+   * each; if that program cannot start on this machine, the engine runs
+   * 'cli' instead (a 'backendFallback' event and a warning say so).
+   * 'cli': one whisper-cli process per request. 'server': one
+   * whisper-server per worker, model loaded once.
    */
   backend?: 'cli' | 'server' | 'worker'
   /**
@@ -194,6 +198,17 @@ export interface PersistentWhisperOptions {
    */
   maxRequestsPerWorker?: number
   /**
+   * The longest audio a request may hold, in ms: longer audio rejects
+   * with ERR_AUDIO_UNREADABLE naming this limit. Default 14400000 (4 h);
+   * at most 24 h.
+   */
+  maxDuration?: number
+  /**
+   * The largest file (or audio in memory) a request may hold, in bytes.
+   * Default 3221225472 (3 GiB).
+   */
+  maxFileSize?: number
+  /**
    * Extra whisper flags from an allow-list (decoding flags such as -bs, -bo,
    * -nf, --prompt; -ot, -d, -fa, -nfa, -ng, --vad, -vm ...); see README.
    */
@@ -218,6 +233,11 @@ export interface PoolStats {
   totalRequestsProcessed: number
   totalRequestsFailed: number
   totalRequestsAborted: number
+  /**
+   * Runs again on a fresh process after a process died under them
+   * (each run counts; see README, "Nothing lost").
+   */
+  totalRequestsRetried: number
   /** Replaced after a crash, timeout, hang or too many failures. */
   workersReplaced: number
   /** Replaced after serving maxRequestsPerWorker requests. */
@@ -259,6 +279,14 @@ export interface ProgramStatus {
   foundBy: 'option' | 'environment' | 'beside' | 'package' | 'checkout' | 'path'
   /** The CPU variant of the build chosen for this machine (package or checkout), e.g. 'x86-64-v3'. */
   variant?: string
+  /**
+   * Backend 'worker', once a worker process runs: this project's changes
+   * to whisper.cpp its build has ('liveThreads', 'zeroedKvPages',
+   * 'sharedEncoders'); empty for a build of stock whisper.cpp, which
+   * works without them (threads fixed per request, more memory per
+   * concurrent request).
+   */
+  whisperFeatures?: Array<string>
 }
 
 export interface QueuedRequest {

@@ -92,15 +92,30 @@ for (const backend of BACKENDS) {
   }
 }
 
-test('cli: a whisper-cli killed with SIGKILL mid-request fails that request and the pool heals', T, async () => {
+test('cli: a whisper-cli killed with SIGKILL runs its request again; killed again, the request fails alone and the pool heals', T, async () => {
   const engine = newEngine({ backend: 'cli', poolSize: 2 })
   await engine.initialize()
+  const kill = async (previous) => {
+    const worker = await waitFor('a whisper-cli to start', async () =>
+      (await engine.getWorkerStatuses()).find((w) => w.pid && w.pid !== previous && w.state === 'processing'),
+    )
+    process.kill(worker.pid, 'SIGKILL')
+    return worker
+  }
+  // Killed once (the OOM killer, say): the caller sees only a later result.
+  const survivor = engine.transcribe(clips.at(-1).path)
+  const first = await kill()
+  assert.deepEqual(missingPhrases((await survivor).text, clips.at(-1).keyPhrases), [])
+  // Killed every time it runs: it is the cause, and fails alone.
   const victim = engine.transcribe(clips.at(-1).path)
-  const worker = await waitFor('the whisper-cli to start', async () => (await engine.getWorkerStatuses()).find((w) => w.pid))
-  process.kill(worker.pid, 'SIGKILL')
+  const second = await kill(first.pid)
+  await kill(second.pid)
   await assert.rejects(victim, (err) => withCode('ERR_WORKER_CRASHED')(err) && /SIGKILL/.test(err.message))
+  const stats = (await engine.getStatus()).poolStats
+  assert.equal(stats.totalRequestsRetried, 2)
+  assert.equal(stats.totalRequestsFailed, 1)
   const ids = (await engine.getWorkerStatuses()).map((w) => w.id)
-  assert.ok(!ids.includes(worker.id) && ids.length === 2, `${ids}`)
+  assert.ok(!ids.includes(first.id) && ids.length === 2, `${ids}`)
   const results = await Promise.all(clips.slice(0, 3).map((c) => engine.transcribe(c.path)))
   results.forEach((r, i) => assert.deepEqual(missingPhrases(r.text, clips[i].keyPhrases), []))
   await engine.shutdown()

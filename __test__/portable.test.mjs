@@ -74,12 +74,8 @@ async function workerTranscribesJfk(argv, worker) {
     len.writeBigUInt64LE(BigInt(payload.length))
     return Buffer.concat([head, json, len, payload])
   }
-  const params = {
-    language: 'en', threads: 2, beamSize: 1, bestOf: 1, temperature: 0, temperatureInc: 0.2, entropyThold: 2.4,
-    logprobThold: -1, noSpeechThold: 0.6, wordThold: 0.01, maxContext: -1, maxLen: 0, audioCtx: 576,
-    splitOnWord: false, translate: false, noTimestamps: false, suppressNst: false, prompt: '',
-    carryInitialPrompt: false, offsetMs: 0, durationMs: 0, progress: false, segments: false,
-  }
+  // Settings left out take whisper-cli's defaults (worker-protocol's Decoding).
+  const params = { language: 'en', threads: 2, decoding: { beamSize: 1, bestOf: 1, audioCtx: 576 }, maxSamples: 16000 * 3600, progress: false }
   child.stdin.write(frame({ type: 'transcribe', id: 1, audio: { kind: 'file' }, params }, readFileSync(JFK_WAV)))
   let out = Buffer.alloc(0)
   const replies = []
@@ -95,9 +91,12 @@ async function workerTranscribesJfk(argv, worker) {
   child.stdin.end()
   const [code] = await once(child, 'exit')
   assert.equal(code, 0, JSON.stringify(replies))
-  const done = replies.find((r) => r.type === 'done')
-  assert.ok(done, JSON.stringify(replies))
-  return done.segments.map((s) => s.text).join('')
+  assert.ok(replies.some((r) => r.type === 'done'), JSON.stringify(replies))
+  // The segments come one message each, as whisper decodes them.
+  return replies
+    .filter((r) => r.type === 'segment')
+    .map((r) => r.segment.text)
+    .join('')
 }
 
 for (const target of ['linux-x64-gnu', 'linux-arm64-gnu']) {

@@ -17,13 +17,19 @@ const portOf = (pid) => {
   return Number(argv[argv.indexOf('--port') + 1])
 }
 
-test('a server killed with SIGKILL mid-request fails that request with a code, is restarted, and serving goes on', T, async () => {
+test('a server killed with SIGKILL mid-request is restarted and its request runs again; killed again, the request fails with a code', T, async () => {
   const engine = newEngine({ backend: 'server', poolSize: 2 })
   await engine.initialize()
   const pending = engine.transcribe(JFK_WAV)
   const [busy] = (await engine.getWorkerStatuses()).filter((w) => w.state === 'processing')
   await working(busy.pid) // mid-request: the server is decoding it
   process.kill(busy.pid, 'SIGKILL')
+  // The second run: on the other worker, or the replacement.
+  const again = await waitFor('the request to run again', async () =>
+    (await engine.getWorkerStatuses()).find((w) => w.state === 'processing' && w.pid !== busy.pid),
+  )
+  await working(again.pid)
+  process.kill(again.pid, 'SIGKILL')
   await assert.rejects(pending, (err) => withCode('ERR_WORKER_CRASHED')(err) && err.message.includes('SIGKILL'))
 
   const workers = await waitFor('a replacement with its model loaded', async () => {
@@ -35,8 +41,9 @@ test('a server killed with SIGKILL mid-request fails that request with a code, i
   const results = await Promise.all(clips.slice(0, 4).map((c) => engine.transcribe(c.path)))
   results.forEach((r, i) => assert.deepEqual(missingPhrases(r.text, clips[i].keyPhrases), []))
   const stats = (await engine.getStatus()).poolStats
-  assert.equal(stats.workersReplaced, 1)
+  assert.equal(stats.workersReplaced, 2)
   assert.equal(stats.totalRequestsFailed, 1)
+  assert.equal(stats.totalRequestsRetried, 1)
   await engine.shutdown()
 })
 

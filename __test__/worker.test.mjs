@@ -73,7 +73,7 @@ test('worker: abort stops the decode, and the same process serves the next reque
   await engine.shutdown()
 })
 
-test('worker: a process killed mid-request fails its requests with ERR_WORKER_CRASHED; another process serves on', T, async () => {
+test('worker: a process killed mid-request costs its requests nothing: they run again; another process serves on', T, async () => {
   const engine = newEngine({ backend: 'worker', poolSize: 2, processes: 2 })
   await engine.initialize()
   const statuses = await engine.getWorkerStatuses()
@@ -85,10 +85,9 @@ test('worker: a process killed mid-request fails its requests with ERR_WORKER_CR
   const running = [0, 1].map((i) => engine.transcribe(longSpeech(2), { onProgress: () => (progressed[i] = true) }))
   await waitFor('both processes decoding', () => progressed.every(Boolean))
   process.kill(pids[0], 'SIGKILL')
-  const outcomes = await Promise.allSettled(running)
-  const crashed = outcomes.filter((o) => o.status === 'rejected')
-  assert.equal(crashed.length, 1, JSON.stringify(outcomes.map((o) => o.status)))
-  assert.equal(crashed[0].reason.code, 'ERR_WORKER_CRASHED')
+  const results = await Promise.all(running)
+  for (const r of results) assert.ok(r.text.length > 0)
+  assert.equal((await engine.getStatus()).poolStats.totalRequestsRetried, 1)
   const after = await engine.transcribe(clips[1].path)
   assert.ok(after.text.length > 0)
   const now = new Set((await engine.getWorkerStatuses()).map((w) => w.pid))

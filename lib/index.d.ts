@@ -65,9 +65,21 @@ export interface PersistentWhisperEvents {
   requestCompleted: [event: { requestId: string; workerId: string; queueTimeMs: number; processingTimeMs: number }]
   /** Every rejected transcribe(), with its code. */
   requestFailed: [event: { requestId: string; workerId?: string; code: ErrorCode; message: string }]
+  /**
+   * A request's whisper process died under it through no proven fault of its
+   * own (a neighbour crashed it, the OOM killer, a kill): it runs again on a
+   * fresh process, alone. `message` says how the process ended.
+   */
+  requestRetried: [event: { requestId: string; workerId: string; message: string }]
   queueFull: [event: { requestId: string; maxQueueSize: number }]
   /** The queue is empty and every worker idle. */
   drain: []
+  /**
+   * The default backend ('worker') cannot run on this machine (its program
+   * is missing or fails its start-up check): the engine runs `backend`
+   * ('cli') instead. `message` says why.
+   */
+  backendFallback: [event: { backend: 'cli'; message: string }]
   /** initialize() downloading a catalogue model (autoDownload). */
   downloadProgress: [event: DownloadProgress & { model: string }]
   /** A failure in the background that no Promise reports (a worker that cannot be restarted). */

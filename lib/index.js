@@ -98,7 +98,8 @@ function call(fn) {
 /**
  * A pool of whisper.cpp worker processes. Every method returns a Promise;
  * every rejection is an Error with a stable `code`. Events: workerStarted,
- * workerExited, requestCompleted, requestFailed, queueFull, drain, error.
+ * workerExited, requestCompleted, requestFailed, requestRetried, queueFull,
+ * drain, backendFallback, downloadProgress, error.
  */
 class PersistentWhisperEngine extends EventEmitter {
   #native
@@ -231,16 +232,18 @@ class PersistentWhisperEngine extends EventEmitter {
     })
   }
 
+  // Status answers at once in every phase, also while initialize()
+  // downloads the model (then the engine is not yet running).
   getStatus() {
-    return this.#call(() => this.#native.getStatus())
+    return call(() => this.#native.getStatus())
   }
 
   getWorkerStatuses() {
-    return this.#call(() => this.#native.getWorkerStatuses())
+    return call(() => this.#native.getWorkerStatuses())
   }
 
   getQueueStatus() {
-    return this.#call(() => this.#native.getQueueStatus())
+    return call(() => this.#native.getQueueStatus())
   }
 
   shutdown() {

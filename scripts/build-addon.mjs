@@ -17,10 +17,14 @@ function newestMtime(dir) {
   }, 0)
 }
 
-/** Builds the addon for `target` when it is missing or older than the Rust sources. */
+/** Builds the addon for `target` when it is missing or older than the Rust sources (its own and the protocol crate's). */
 export function buildAddon(target = hostTarget()) {
   const file = addonFile(target)
-  const sources = Math.max(newestMtime(join(P.ROOT, 'src')), statSync(join(P.ROOT, 'Cargo.toml')).mtimeMs)
+  const sources = Math.max(
+    newestMtime(join(P.ROOT, 'src')),
+    newestMtime(join(P.ROOT, 'worker-protocol', 'src')),
+    statSync(join(P.ROOT, 'Cargo.toml')).mtimeMs,
+  )
   if (existsSync(file) && statSync(file).mtimeMs >= sources) return file
   const { triple } = TARGETS[target]
   const env = { ...process.env, ...(isLinuxGnu(target) ? linuxToolchain(target).env : {}) }

@@ -10,7 +10,7 @@ import { ROOT } from './paths.mjs'
 import { main, run } from './provision.mjs'
 import { setup } from './setup.mjs'
 import { hostTarget } from './targets.mjs'
-import { buildWhisper } from './whisper-build.mjs'
+import { buildStock, buildWhisper } from './whisper-build.mjs'
 
 export function ensureDependencies() {
   if (!existsSync(join(ROOT, 'node_modules', '@napi-rs', 'cli'))) {
@@ -30,6 +30,8 @@ export function prepare({ cross = false } = {}) {
       buildWhisper(target)
       buildAddon(target)
     }
+    // The tests also run the worker on stock whisper.cpp (no patch series).
+    buildStock()
   }
 }
 

@@ -2,22 +2,32 @@
 // CPU variant (scripts/targets.mjs), portable (no -march=native), into
 // .whisper/targets/<target>/bin/<variant>/. Each variant is rebuilt only when
 // its inputs change. buildNative() makes the -march=native build that the
-// benchmark compares against.
+// benchmark compares against; buildStock() the worker on stock whisper.cpp,
+// which the tests run to prove that the patch series is optional.
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
 import { PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
-import { PATCH_FILE, patchedBefore, patchWhisper } from './whisper-patch.mjs'
+import { applySeries, hasSeries, seriesKey } from './whisper-patches.mjs'
 
-/** The whisper.cpp source tree, unpacked from its npm package once, with its changes (whisper-patch.mjs). */
-export function whisperSource() {
-  const src = join(P.HOME, 'src', `whisper.cpp-${P.WHISPER_SOURCE.version}`)
-  if (!existsSync(join(src, 'CMakeLists.txt')) || patchedBefore(src)) unpackWhisper(src)
-  patchWhisper(src)
+/** Whether the environment asks for stock whisper.cpp (the patch series off). */
+const stockByDefault = () => ['off', '0', 'false'].includes(String(process.env.PW_WHISPER_PATCHES ?? '').toLowerCase())
+
+/**
+ * The whisper.cpp source tree, unpacked from its npm package, with this
+ * project's patch series applied (patches/whisper.cpp), or without it for
+ * `stock`. Unpacked again whenever the series changes.
+ */
+export function whisperSource({ stock = stockByDefault() } = {}) {
+  const src = join(P.HOME, 'src', `whisper.cpp-${P.WHISPER_SOURCE.version}${stock ? '-stock' : ''}`)
+  if (!existsSync(join(src, 'CMakeLists.txt')) || !hasSeries(src, stock)) {
+    unpackWhisper(src)
+    applySeries(src, stock)
+  }
   return src
 }
 
@@ -44,14 +54,27 @@ const COMMON_FLAGS = [
 
 /**
  * ccache, where installed, compiles what the CPU variants share (whisper,
- * ggml's base, the programs) once: only ggml's CPU backend differs.
+ * ggml's base, the programs) once: only ggml's CPU backend differs. Its
+ * cache lives outside the checkout (a fresh clone reuses it), unless
+ * CCACHE_DIR says where.
  */
 function ccache() {
   const found = spawnSync('ccache', ['--version'], { stdio: 'ignore' }).status === 0
+  const dir = process.env.CCACHE_DIR || join(homedir(), '.cache', 'persistent-whisper', 'ccache')
   return {
     flags: [`-DGGML_CCACHE=${found ? 'ON' : 'OFF'}`],
-    env: { ...process.env, CCACHE_DIR: join(P.HOME, 'ccache'), CCACHE_BASEDIR: P.HOME, CCACHE_NOHASHDIR: '1' },
+    env: { ...process.env, CCACHE_DIR: dir, CCACHE_BASEDIR: P.HOME, CCACHE_NOHASHDIR: '1' },
   }
+}
+
+/**
+ * Copies a built program into place through a new file and a rename, so a
+ * copy of it that is running (a test's, a benchmark's) keeps running.
+ */
+function install(from, to) {
+  const temp = `${to}.new`
+  copyFileSync(from, temp)
+  renameSync(temp, to)
 }
 
 /** cmake configure + build of the programs, then copies them to `out`. */
@@ -63,7 +86,7 @@ function cmakeBuild(src, build, flags, out, target) {
   for (const name of PROGRAMS) {
     const file = exe(target, name)
     const built = [join(build, 'bin', file), join(build, 'bin', 'Release', file)].find(existsSync)
-    copyFileSync(built, join(out, file))
+    install(built, join(out, file))
   }
 }
 
@@ -71,6 +94,8 @@ function cmakeBuild(src, build, flags, out, target) {
 export const targetDir = (target) => join(P.HOME, 'targets', target)
 export const variantDir = (target, variant) => join(targetDir(target), 'bin', variant)
 export const buildDir = (target, variant) => join(P.HOME, 'build', target, variant)
+/** The stock build (no patch series), for the tests. */
+export const stockDir = (target) => join(P.HOME, 'stock', target)
 
 /** What the worker program is built from: a change to any of it rebuilds it. */
 const WORKER_SOURCES = [
@@ -80,8 +105,11 @@ const WORKER_SOURCES = [
   'worker/src/main.rs',
   'worker/src/whisper.rs',
   'worker/src/shim.cpp',
+  'worker/src/audio.rs',
+  'worker/src/ffi.rs',
   'worker-protocol/Cargo.toml',
   'worker-protocol/src/lib.rs',
+  'worker-protocol/src/settings.rs',
 ].map((f) => join(P.ROOT, f))
 
 /**
@@ -89,9 +117,9 @@ const WORKER_SOURCES = [
  * into `out` beside its whisper-cli. One cargo target folder per target, so
  * the variants share compiled dependencies and differ only in the link.
  */
-function buildWorker(target, variant, toolchain, out, whisperKey) {
+function buildWorker(target, variant, toolchain, out, whisperKey, { build = buildDir(target, variant), stock = false } = {}) {
   const file = join(out, exe(target, WORKER))
-  const stampDir = join(buildDir(target, variant), 'worker-stamp')
+  const stampDir = join(build, 'worker-stamp')
   if (!existsSync(file)) rmSync(stampDir, { recursive: true, force: true })
   const { triple } = TARGETS[target]
   const inputs = [whisperKey, toolchain.id, contentOf(...WORKER_SOURCES, new URL(import.meta.url))]
@@ -102,12 +130,12 @@ function buildWorker(target, variant, toolchain, out, whisperKey) {
     const env = {
       ...process.env,
       ...(toolchain.env ?? {}),
-      PW_WHISPER_BUILD: buildDir(target, variant),
-      PW_WHISPER_SRC: whisperSource(),
+      PW_WHISPER_BUILD: build,
+      PW_WHISPER_SRC: whisperSource({ stock }),
     }
     if (toolchain.cxx) env[`CARGO_TARGET_${triple.toUpperCase().replaceAll('-', '_')}_LINKER`] = toolchain.cxx
     run('cargo', ['build', '--release', '-p', WORKER, '--target', triple, '--target-dir', cargoDir], { env })
-    copyFileSync(join(cargoDir, triple, 'release', exe(target, WORKER)), file)
+    install(join(cargoDir, triple, 'release', exe(target, WORKER)), file)
   })
   if (!built) log(`${WORKER} for ${target} ${variant} already built`)
 }
@@ -119,7 +147,7 @@ export function buildWhisper(target) {
   for (const variant of TARGETS[target].variants) {
     const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
     const out = variantDir(target, variant)
-    const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url), PATCH_FILE)]
+    const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url)), seriesKey(false)]
     const built = stamped(out, inputs, () => {
       log(`building whisper.cpp ${P.WHISPER_SOURCE.version} for ${target} ${variant} (minutes on 2 cores)`)
       rmSync(out, { recursive: true, force: true })
@@ -132,11 +160,34 @@ export function buildWhisper(target) {
   return targetDir(target)
 }
 
+/**
+ * whisper-cli, whisper-server and the worker program for this platform's
+ * baseline CPU variant, built from stock whisper.cpp (no patch series), in
+ * .whisper/stock/<target>/: the tests prove the worker runs there too.
+ */
+export function buildStock(target = hostTarget()) {
+  const src = whisperSource({ stock: true })
+  const toolchain = isLinuxGnu(target) ? linuxToolchain(target) : { id: 'system', cmake: [] }
+  const variant = TARGETS[target].variants[0]
+  const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
+  const out = join(stockDir(target), 'bin', variant)
+  const build = join(P.HOME, 'build', target, `${variant}-stock`)
+  const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, contentOf(new URL(import.meta.url)), seriesKey(true)]
+  const built = stamped(out, inputs, () => {
+    log(`building stock whisper.cpp ${P.WHISPER_SOURCE.version} for ${target} ${variant}`)
+    rmSync(out, { recursive: true, force: true })
+    cmakeBuild(src, build, flags, out, target)
+  })
+  if (!built) log(`stock whisper.cpp for ${target} ${variant} already built`)
+  buildWorker(target, variant, toolchain, out, inputs, { build, stock: true })
+  return out
+}
+
 /** whisper-cli and whisper-server built for this very CPU (-march=native): the benchmark's reference. */
 export function buildNative() {
   const src = whisperSource()
   const out = join(P.HOME, 'native', 'bin')
-  stamped(out, [P.WHISPER_SOURCE, COMMON_FLAGS, 'native', contentOf(PATCH_FILE)], () => {
+  stamped(out, [P.WHISPER_SOURCE, COMMON_FLAGS, 'native', seriesKey(false)], () => {
     log('building whisper.cpp for this CPU (-march=native), for the benchmark')
     cmakeBuild(src, join(P.HOME, 'build', 'native'), ['-DGGML_NATIVE=ON'], out, process.platform === 'win32' ? 'win32' : '')
   })

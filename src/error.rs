@@ -30,7 +30,7 @@ pub enum WhisperError {
     #[error("cannot transcribe {path}: {reason}")]
     AudioUnreadable { path: String, reason: String },
 
-    #[error("transcribing {path} took longer than the {timeout_ms} ms timeout, so its whisper process was killed. Pass a larger `timeout` (engine option or per request) for long files or slow models")]
+    #[error("transcribing {path} took longer than the {timeout_ms} ms timeout, so whisper's work on it was stopped. Pass a larger `timeout` (engine option or per request) for long files or slow models")]
     Timeout { path: String, timeout_ms: u64 },
 
     #[error("the queue is full ({max} requests already waiting): wait for some to settle, or raise `maxQueueSize`")]

@@ -51,6 +51,13 @@ pub enum Event {
         worker_id: Option<String>,
         error: WhisperError,
     },
+    /// A request's process died under it through no proven fault of its
+    /// own: it goes back to the queue to run again on a fresh process.
+    RequestRetried {
+        request_id: String,
+        worker_id: String,
+        reason: String,
+    },
     /// A request was refused because `maxQueueSize` requests wait.
     QueueFull {
         request_id: String,
@@ -58,6 +65,13 @@ pub enum Event {
     },
     /// The queue is empty and every worker idle.
     Drain,
+    /// The default backend's program cannot start here: the engine runs
+    /// `to` instead.
+    BackendFallback {
+        from: &'static str,
+        to: &'static str,
+        reason: String,
+    },
     /// A failure in the background that no Promise reports, such as a
     /// worker that cannot be restarted.
     Error { error: WhisperError },

@@ -16,10 +16,11 @@
 //! - [`backend`]: how one worker runs whisper: `cli` (a whisper-cli per
 //!   request) or `server` (a whisper-server per worker: ports, the socket
 //!   owner check, HTTP); the factory from the options; whisper's verdicts.
-//! - Plain pieces: [`options`] and [`extra_args`] (validation), [`audio`]
+//! - Plain pieces: [`options`] (validation), [`decoding`] (the whisper flags
+//!   `extraArgs` may hold, in one table), [`audio`]
 //!   (file checks, duration), [`model`] (model header), [`locate`] (finding
 //!   the programs, CPU variants), [`process`] (spawning, death with the host),
-//!   [`transcript`], [`decoding`], [`language`], [`events`], [`error`],
+//!   [`transcript`], [`language`], [`events`], [`error`],
 //!   [`log`], [`cancel`], [`notify`], [`observe`] (progress and segments).
 
 pub mod audio;
@@ -29,7 +30,6 @@ pub mod decoding;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod extra_args;
 pub mod language;
 pub mod locate;
 pub mod log;

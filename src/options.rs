@@ -3,9 +3,9 @@
 //! JS object field by field and calls these checks, so every bad value gets
 //! an ERR_INVALID_OPTIONS naming its option and the allowed range.
 
-use crate::decoding::Decoding;
+use crate::audio::Limits;
+use crate::decoding::{self, ExtraArgs};
 use crate::error::{Result, WhisperError};
-use crate::extra_args;
 use crate::log::LogLevel;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,14 +41,6 @@ impl BackendKind {
     }
 }
 
-/// `-ot`, `-d` and `--carry-initial-prompt`, which go with each request.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WorkerExtras {
-    pub offset_ms: i32,
-    pub duration_ms: i32,
-    pub carry_initial_prompt: bool,
-}
-
 /// High-priority requests (dictation) are dispatched before queued normal ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
@@ -64,6 +56,9 @@ pub struct EngineOptions {
     pub server_path: Option<PathBuf>,
     pub worker_path: Option<PathBuf>,
     pub backend: BackendKind,
+    /// The caller chose the backend. If not (the default, 'worker'), an
+    /// engine whose worker program cannot start here runs 'cli' instead.
+    pub backend_chosen: bool,
     /// Backend 'worker': processes the slots are spread over.
     pub processes: usize,
     /// First port for worker servers; None: ports the OS picks.
@@ -84,16 +79,12 @@ pub struct EngineOptions {
     pub max_consecutive_failures: u32,
     /// Replace a worker after this many requests (memory hygiene); None: never.
     pub max_requests_per_worker: Option<u64>,
-    /// Allowed whisper flags (extra_args.rs): for whisper-cli as they are...
+    /// What one request's audio may cost (`maxDuration`, `maxFileSize`).
+    pub limits: Limits,
+    /// Whisper flags, as the caller gave them...
     pub extra_args: Vec<String>,
-    /// ...for whisper-server, the decoding settings go with each request...
-    pub decoding: Decoding,
-    /// ...and the rest on its command line.
-    pub server_args: Vec<String>,
-    /// ...and for the worker program, the rest goes with each request or
-    /// on its command line.
-    pub worker_extras: WorkerExtras,
-    pub worker_flags: Vec<String>,
+    /// ...and parsed for the backend (decoding.rs).
+    pub extra: ExtraArgs,
     pub log_level: LogLevel,
 }
 
@@ -105,7 +96,8 @@ impl EngineOptions {
             whisper_path: None,
             server_path: None,
             worker_path: None,
-            backend: BackendKind::Cli,
+            backend: BackendKind::Worker,
+            backend_chosen: false,
             processes: 1,
             base_port: None,
             health_check_interval: DEFAULT_HEALTH_INTERVAL,
@@ -118,11 +110,9 @@ impl EngineOptions {
             max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
             max_consecutive_failures: DEFAULT_MAX_CONSECUTIVE_FAILURES,
             max_requests_per_worker: None,
+            limits: Limits::default(),
             extra_args: Vec::new(),
-            decoding: Decoding::default(),
-            server_args: Vec::new(),
-            worker_extras: WorkerExtras::default(),
-            worker_flags: Vec::new(),
+            extra: ExtraArgs::default(),
             log_level: LogLevel::default(),
         }
     }
@@ -159,17 +149,11 @@ impl EngineOptions {
             ));
         }
         let program = match self.backend {
-            BackendKind::Cli => extra_args::For::WhisperCli,
-            BackendKind::Server => extra_args::For::WhisperServer,
-            BackendKind::Worker => extra_args::For::Worker,
+            BackendKind::Cli => decoding::Program::WhisperCli,
+            BackendKind::Server => decoding::Program::WhisperServer,
+            BackendKind::Worker => decoding::Program::Worker,
         };
-        extra_args::check(&self.extra_args, program)?;
-        let (decoding, rest) = Decoding::from_args(&self.extra_args)?;
-        self.decoding = decoding;
-        if self.backend == BackendKind::Worker {
-            (self.worker_extras, self.worker_flags) = worker_settings(&rest)?;
-        }
-        self.server_args = rest;
+        self.extra = decoding::parse(&self.extra_args, program)?;
         Ok(self)
     }
 }
@@ -179,40 +163,6 @@ pub struct TranscribeOptions {
     pub language: Option<String>,
     pub timeout: Option<Duration>,
     pub priority: Priority,
-}
-
-/// The worker program's share of `extraArgs` after the decoding settings:
-/// what goes with each request, and its command-line flags.
-fn worker_settings(rest: &[String]) -> Result<(WorkerExtras, Vec<String>)> {
-    let mut extras = WorkerExtras::default();
-    let mut flags = Vec::new();
-    let mut it = rest.iter();
-    let number = |flag: &str, v: Option<&String>| -> Result<i32> {
-        v.and_then(|v| v.parse().ok()).ok_or_else(|| {
-            WhisperError::invalid(
-                "extraArgs",
-                format!("{flag} needs a number of milliseconds after it"),
-            )
-        })
-    };
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "-ot" | "--offset-t" => extras.offset_ms = number(flag, it.next())?,
-            "-d" | "--duration" => extras.duration_ms = number(flag, it.next())?,
-            "--carry-initial-prompt" => extras.carry_initial_prompt = true,
-            "-ng" | "--no-gpu" => flags.push("--no-gpu".to_owned()),
-            "-nfa" | "--no-flash-attn" => flags.push("--no-flash-attn".to_owned()),
-            // Flash attention is the worker's default, as it is whisper-cli's.
-            "-fa" | "--flash-attn" => {}
-            other => {
-                return Err(WhisperError::invalid(
-                    "extraArgs",
-                    format!("{other:?} is not supported by backend 'worker'"),
-                ))
-            }
-        }
-    }
-    Ok((extras, flags))
 }
 
 pub fn available_cpus() -> usize {
@@ -302,6 +252,7 @@ mod tests {
     #[test]
     fn defaults_are_a_fixed_pool_of_three_with_a_thread_budget() {
         let o = EngineOptions::new("model.bin").finish().unwrap();
+        assert_eq!((o.backend, o.backend_chosen), (BackendKind::Worker, false));
         assert_eq!((o.min_workers, o.max_workers), (3, 3));
         assert_eq!(o.threads, None);
         assert_eq!(o.language, "en");

@@ -67,9 +67,12 @@ async fn each_fault_fails_one_request_with_its_code_and_the_pool_heals() {
             );
         }
         let stats = engine.status().await.pool_stats.unwrap();
-        // crash, hang and die-mid-output replace their worker (and garbage a worker process).
-        let replaced = if backend == "worker" { 4 } else { 3 };
+        // A request whose process dies runs once more, alone; dying again
+        // proves it the cause. crash and die-mid-output (and garbage, which
+        // gets a worker process killed) replace their worker twice, hang once.
+        let (replaced, retried) = if backend == "worker" { (7, 3) } else { (5, 2) };
         assert_eq!(stats.workers_replaced, replaced, "{backend}");
+        assert_eq!(stats.total_requests_retried, retried, "{backend}");
         assert_eq!(
             stats.total_requests_failed,
             faults.len() as u64,

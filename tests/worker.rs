@@ -38,23 +38,147 @@ async fn slots_are_spread_evenly_over_the_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_fails_the_requests_in_its_process_and_a_new_process_serves_on() {
+async fn a_crash_fails_only_the_request_that_caused_it_and_its_neighbour_runs_again() {
     let s = Scratch::new("worker-crash");
     let engine = s.engine(worker_options(&s, 2, 1)).await;
     let before = pids(&engine.worker_statuses().await);
     assert_eq!(before.len(), 1);
-    let neighbour = submit(&engine, &s.job("work 5 neighbour"));
+    let neighbour = submit(&engine, &s.job("work 1 neighbour"));
     let crashing = submit(&engine, &s.job("crash"));
-    assert_eq!(code(&settle(crashing).await), "ERR_WORKER_CRASHED");
-    // Same process: its request was in flight when the process died.
-    assert_eq!(code(&settle(neighbour).await), "ERR_WORKER_CRASHED");
+    // Both were in flight when the process died: each runs again, alone in
+    // a fresh process. The crash recurs alone, which names its cause.
+    let crashed = settle(crashing).await;
+    assert_eq!(code(&crashed), "ERR_WORKER_CRASHED");
+    assert!(
+        crashed
+            .unwrap_err()
+            .to_string()
+            .contains("running it alone"),
+        "the error says why it is to blame"
+    );
+    assert_eq!(text(&settle(neighbour).await), "neighbour");
     let after = settle(submit(&engine, &s.job("ok after"))).await;
     assert_eq!(text(&after), "after");
     let now = pids(&engine.worker_statuses().await);
     assert_eq!(now.len(), 1);
     assert!(now.is_disjoint(&before), "{before:?} -> {now:?}");
+    let stats = engine.status().await.pool_stats.unwrap();
+    assert_eq!(
+        (
+            stats.total_requests_retried,
+            stats.total_requests_failed,
+            stats.total_requests_processed
+        ),
+        (2, 1, 2)
+    );
     engine.shutdown().await.unwrap();
     assert!(s.pids().iter().all(|&p| is_gone(p)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspect_runs_alone_in_its_process_while_the_others_wait() {
+    let s = Scratch::new("worker-alone");
+    let engine = s.engine(worker_options(&s, 3, 1)).await;
+    // Three in one process; the process dies under all three.
+    let jobs: Vec<_> = ["work 0.3 a", "work 0.3 b", "crash"]
+        .iter()
+        .map(|d| submit(&engine, &s.job(d)))
+        .collect();
+    let mut replies = Vec::new();
+    for j in jobs {
+        replies.push(settle(j).await);
+    }
+    assert_eq!(text(&replies[0]), "a");
+    assert_eq!(text(&replies[1]), "b");
+    assert_eq!(code(&replies[2]), "ERR_WORKER_CRASHED");
+    // Every run after the first death had its process to itself.
+    let log = s.log_lines();
+    let first = log.iter().find_map(|l| l.strip_prefix("start ")).unwrap();
+    let mut in_flight: std::collections::HashMap<&str, BTreeSet<&str>> = Default::default();
+    let mut most = 0;
+    for line in &log {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts[..] {
+            ["transcribe", id, _, pid] if pid != first => {
+                let running = in_flight.entry(pid).or_default();
+                running.insert(id);
+                most = most.max(running.len());
+            }
+            ["answer", id, pid] => {
+                in_flight.entry(pid).or_default().remove(id);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(most, 1, "a re-run shared its process: {log:#?}");
+    assert!(
+        !in_flight.is_empty(),
+        "the suspects ran in a fresh process: {log:#?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_of_many_megabytes_arrives_whole() {
+    let s = Scratch::new("worker-long");
+    let engine = s.engine(worker_options(&s, 2, 1)).await;
+    // 40000 segments of 60 bytes: over 2 MiB, more than one frame may hold.
+    let word = "x".repeat(60);
+    let reply = settle(submit(&engine, &s.job(&format!("many 40000 {word}")))).await;
+    let t = reply.unwrap().transcript;
+    assert_eq!(t.segments.len(), 40_000);
+    assert!(t.text.len() > 2 << 20, "{}", t.text.len());
+    assert_eq!(t.segments[39_999].start_ms, 399_990);
+    // The process lives on.
+    assert_eq!(
+        text(&settle(submit(&engine, &s.job("ok after"))).await),
+        "after"
+    );
+    assert_eq!(
+        engine.status().await.pool_stats.unwrap().workers_replaced,
+        0
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_replacements_fail_is_not_ready_and_comes_back_when_it_can() {
+    let s = Scratch::new("worker-restore");
+    let engine = s.engine(worker_options(&s, 2, 2)).await;
+    // From now on no process loads the model...
+    s.worker_start("fatal");
+    for _ in 0..2 {
+        let _ = settle(submit(&engine, &s.job("crash"))).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = engine.status().await;
+        if status.worker_count == 0 {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers did not go"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.is_running);
+    assert!(!status.is_ready, "no worker can serve: not ready");
+    // ...until the model is back: the pool returns to minWorkers by itself.
+    std::fs::remove_file(s.dir.join("worker-start")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !(engine.status().await.is_ready && engine.worker_statuses().await.len() == 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        text(&settle(submit(&engine, &s.job("ok back"))).await),
+        "back"
+    );
+    engine.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The cli backend: one whisper-cli process per request, JSON on stdout.
 
 use super::verdict;
-use super::{PidReporter, Request, Unfinished};
+use super::{Loss, LossCause, PidReporter, Request, Unfinished};
 use crate::cancel::CancelReason;
 use crate::error::WhisperError;
 use crate::locate;
@@ -17,7 +17,8 @@ use tokio::io::AsyncWriteExt;
 pub struct CliBackend {
     pub program: PathBuf,
     pub model: PathBuf,
-    pub extra_args: Vec<String>,
+    /// `extraArgs` as whisper-cli flags (decoding.rs).
+    pub args: Vec<String>,
 }
 
 impl CliBackend {
@@ -42,7 +43,7 @@ impl CliBackend {
             "-of".into(),
             "-".into(),
         ];
-        args.extend(self.extra_args.iter().map(OsString::from));
+        args.extend(self.args.iter().map(OsString::from));
         args
     }
 
@@ -103,11 +104,11 @@ impl CliBackend {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let error_line = verdict::error_line(&stderr);
         if let Some(signal) = process::killed_by(&out.status) {
-            return Err(WhisperError::WorkerCrashed {
-                path,
-                detail: format!("killed by {signal}"),
-            }
-            .into());
+            // Its own process, alone: the pool decides whether to run it again.
+            return Err(Unfinished::Lost(Loss {
+                detail: format!("whisper-cli was killed by {signal}"),
+                cause: LossCause::Alone,
+            }));
         }
         let code = out.status.code();
         if let Some(e) = verdict::model_failure(&self.model, code, &stderr, || {

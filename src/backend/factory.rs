@@ -83,7 +83,7 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
             let cli = CliBackend {
                 program,
                 model: options.model_path.clone(),
-                extra_args: options.extra_args.clone(),
+                args: options.extra.cli_args(),
             };
             BackendFactory::new(
                 options
@@ -103,8 +103,7 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
                 model: options.model_path.clone(),
                 model_bytes,
                 threads,
-                server_args: options.server_args.clone(),
-                decoding: options.decoding.clone(),
+                extra: options.extra.clone(),
                 ports: super::server::Ports::new(options.base_port),
             });
             BackendFactory::new(Threads::Fixed(threads), true, move || {
@@ -116,9 +115,8 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
                 program,
                 model: options.model_path.clone(),
                 model_bytes,
-                decoding: options.decoding.clone(),
-                extras: options.worker_extras.clone(),
-                flags: options.worker_flags.clone(),
+                extra: options.extra.clone(),
+                limits: options.limits,
                 processes: options.processes,
                 slots_per_process: options.max_workers.div_ceil(options.processes.max(1)),
             });

@@ -41,6 +41,29 @@ pub enum Unfinished {
     /// The worker could not take the request (its process had died); no
     /// work was done, so the request can go to another worker.
     NotStarted(String),
+    /// The process died (or had to be killed) with the request in flight.
+    /// Whether the request is to blame is the pool's call (the poison rule).
+    Lost(Loss),
+}
+
+/// A process that died under a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// How it ended, for the error and the logs.
+    pub detail: String,
+    pub cause: LossCause,
+}
+
+/// Who was in the process when it died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossCause {
+    /// This request alone: if it dies alone again, it is the cause.
+    Alone,
+    /// Others too: any of them may be the cause.
+    Shared,
+    /// The engine killed it for another request's sake (a cancel or a
+    /// timeout it did not answer): this one did nothing.
+    Engine,
 }
 
 impl From<WhisperError> for Unfinished {
@@ -68,6 +91,25 @@ impl Backend {
     /// program reads it before each step).
     pub fn adjusts_threads(&self) -> bool {
         matches!(self, Backend::Worker(_))
+    }
+
+    /// Which process it shares with other workers, if it shares one (the
+    /// worker backend's slots): a request that must run alone in its
+    /// process keeps the others off it.
+    pub fn process_key(&self) -> Option<u64> {
+        match self {
+            Backend::Cli(_) | Backend::Server(_) => None,
+            Backend::Worker(w) => w.process_key(),
+        }
+    }
+
+    /// The changes to whisper.cpp its program was built with, where it says
+    /// (the worker program, once started).
+    pub fn whisper_features(&self) -> Option<Vec<String>> {
+        match self {
+            Backend::Cli(_) | Backend::Server(_) => None,
+            Backend::Worker(w) => w.whisper_features(),
+        }
     }
 
     /// The program it runs, for logs.

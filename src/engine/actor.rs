@@ -86,6 +86,10 @@ struct InFlight {
 
 pub(super) struct Actor {
     commands: mpsc::UnboundedReceiver<Command>,
+    /// The options as the caller gave them...
+    requested: Arc<EngineOptions>,
+    /// ...and as the running engine uses them (the default backend may have
+    /// fallen back to 'cli').
     options: Arc<EngineOptions>,
     log: Logger,
     base_log: Logger,
@@ -114,6 +118,7 @@ impl Actor {
     ) -> Self {
         Actor {
             commands,
+            requested: options.clone(),
             options,
             log: base_log.named("PersistentWhisperEngine"),
             base_log,
@@ -191,13 +196,15 @@ impl Actor {
             return;
         }
         let started = start_pool(
-            self.options.clone(),
+            self.requested.clone(),
+            &self.log,
             self.base_log.clone(),
             self.events.clone(),
         )
         .await;
         match started {
-            Ok(running) => {
+            Ok((running, options)) => {
+                self.options = options;
                 let pool = running.pool.clone();
                 self.shared.set_pool(Some(pool.clone()));
                 self.phase = Phase::Running(running);
@@ -340,7 +347,19 @@ impl Actor {
             Ok(input.unchecked())
         } else {
             let what = input.describe();
-            match tokio::time::timeout(CHECK_TIMEOUT, off_thread(move || input.check())).await {
+            let limits = self.options.limits;
+            // The worker program reads only what the bytes hold; whisper-cli
+            // and whisper-server size their buffers by the header's claim.
+            let claims = match self.options.backend {
+                BackendKind::Worker => audio::Claims::Ignored,
+                BackendKind::Cli | BackendKind::Server => audio::Claims::Trusted,
+            };
+            match tokio::time::timeout(
+                CHECK_TIMEOUT,
+                off_thread(move || input.check(&limits, claims)),
+            )
+            .await
+            {
                 Ok(checked) => checked,
                 Err(_) => Err(WhisperError::AudioUnreadable {
                     path: what,
@@ -355,10 +374,11 @@ impl Actor {
             Ok(audio) => audio,
             Err(e) => return refuse(&self.events, e, reply),
         };
+        let contention = super::contention(&self.options, available_cpus());
         let timeout = options
             .timeout
             .or(self.options.timeout)
-            .unwrap_or_else(|| super::default_timeout(audio.duration, model_bytes));
+            .unwrap_or_else(|| super::default_timeout(audio.duration, model_bytes, contention));
         pool.submit(Job {
             request: Request {
                 id: request_id.clone(),
@@ -402,6 +422,7 @@ impl Actor {
                 self.options.backend.as_str(),
                 threads,
                 running.map(|r| r.program.clone()),
+                pool.and_then(Pool::whisper_features),
             ),
             workers: pool.map(Pool::worker_statuses).unwrap_or_default(),
             queue: pool.map(Pool::queue_status).unwrap_or(QueueStatus {
@@ -415,25 +436,52 @@ impl Actor {
 }
 
 /// Finds the program and checks the model (file work, off the runtime's
-/// threads), proves the program starts, and starts the pool.
+/// threads), proves the program starts, and starts the pool. Returns the
+/// options it runs with: when the default backend's program cannot start
+/// here, 'cli' instead, with a warning and an event.
 async fn start_pool(
     options: Arc<EngineOptions>,
+    log: &Logger,
     base_log: Logger,
     events: EventSink,
-) -> Result<Running> {
+) -> Result<(Running, Arc<EngineOptions>)> {
+    let path = options.model_path.clone();
+    let model_bytes = off_thread(move || model::check_model(&path)).await?;
     let o = options.clone();
-    let (model_bytes, program) = off_thread(move || {
-        let model_bytes = model::check_model(&o.model_path)?;
-        Ok((model_bytes, locate_program(&o)?))
-    })
-    .await?;
-    let o = &options;
-    let kind = match o.backend {
-        BackendKind::Cli => &locate::WHISPER_CLI,
-        BackendKind::Server => &locate::WHISPER_SERVER,
-        BackendKind::Worker => &locate::WHISPER_WORKER,
+    let options = match off_thread(move || Ok(cli_named_without_worker(&o))).await? {
+        Some(cli) => {
+            log.info(format_args!(
+                "whisperPath names a whisper-cli with no persistent-whisper-worker beside it: backend 'cli'"
+            ));
+            cli?
+        }
+        None => options,
     };
-    locate::probe(kind, &program.path).await?;
+    let (options, program) = match ready_program(&options).await {
+        Ok(program) => (options, program),
+        Err(e)
+            if !options.backend_chosen
+                && options.backend == BackendKind::Worker
+                && e.code() == "ERR_WHISPER_NOT_FOUND" =>
+        {
+            let mut cli = (*options).clone();
+            cli.backend = BackendKind::Cli;
+            let cli = Arc::new(cli.finish()?);
+            let reason = format!(
+                "persistent-whisper-worker cannot run here, so the engine uses backend 'cli' (one whisper-cli per request): {e}"
+            );
+            log.warn(format_args!("{reason}"));
+            events(Event::BackendFallback {
+                from: BackendKind::Worker.as_str(),
+                to: BackendKind::Cli.as_str(),
+                reason,
+            });
+            let program = ready_program(&cli).await?;
+            (cli, program)
+        }
+        Err(e) => return Err(e),
+    };
+    let o = &options;
     let factory = backend::factory(o, program.path.clone(), model_bytes);
     let threads = factory.threads;
     let config = PoolConfig {
@@ -446,12 +494,52 @@ async fn start_pool(
         max_requests_per_worker: o.max_requests_per_worker,
     };
     let pool = Pool::new(config, factory, &base_log, events);
-    Ok(Running {
+    let running = Running {
         pool,
         model_bytes,
         program,
         threads,
-    })
+    };
+    Ok((running, options))
+}
+
+/// The original engine's `whisperPath` (or WHISPER_CLI_PATH) names the
+/// whisper-cli to run: with the default backend, the worker program beside
+/// it runs, and where there is none, that whisper-cli ('cli' options).
+fn cli_named_without_worker(o: &Arc<EngineOptions>) -> Option<Result<Arc<EngineOptions>>> {
+    if o.backend_chosen || o.backend != BackendKind::Worker || o.worker_path.is_some() {
+        return None;
+    }
+    let places = locate::Places::of_this_process();
+    if (places.env)(locate::WHISPER_WORKER.env_var).is_some() {
+        return None;
+    }
+    let cli = o
+        .whisper_path
+        .clone()
+        .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from))?;
+    let worker_beside = locate::find(&locate::WHISPER_WORKER, None, Some(&cli), &places)
+        .is_ok_and(|l| l.found_by == locate::FoundBy::Beside);
+    if worker_beside {
+        return None;
+    }
+    let mut options = (**o).clone();
+    options.backend = BackendKind::Cli;
+    Some(options.finish().map(Arc::new))
+}
+
+/// The backend's program, found (file work, off the runtime's threads) and
+/// proven to start on this machine.
+async fn ready_program(options: &Arc<EngineOptions>) -> Result<Located> {
+    let o = options.clone();
+    let program = off_thread(move || locate_program(&o)).await?;
+    let kind = match options.backend {
+        BackendKind::Cli => &locate::WHISPER_CLI,
+        BackendKind::Server => &locate::WHISPER_SERVER,
+        BackendKind::Worker => &locate::WHISPER_WORKER,
+    };
+    locate::probe(kind, &program.path).await?;
+    Ok(program)
 }
 
 /// Blocking file work on tokio's blocking threads.

@@ -32,9 +32,26 @@ const TIMEOUT_BASE: Duration = Duration::from_secs(30);
 /// is never killed while a hung worker is still caught.
 const MODEL_BYTES_PER_REALTIME_FACTOR: f64 = 25_000_000.0;
 
-pub fn default_timeout(audio: Duration, model_bytes: u64) -> Duration {
+/// The default timeout of a request with `audio` of it, on a model of
+/// `model_bytes`, in a pool where up to `contention` times as many threads
+/// as cores may run at once (every worker busy): a decode that shares its
+/// cores is slower by that much, and must not be killed for it.
+pub fn default_timeout(audio: Duration, model_bytes: u64, contention: f64) -> Duration {
     let factor = (model_bytes as f64 / MODEL_BYTES_PER_REALTIME_FACTOR).max(2.0);
-    TIMEOUT_BASE + audio.mul_f64(factor)
+    TIMEOUT_BASE + audio.mul_f64(factor * contention.max(1.0))
+}
+
+/// How far the pool may oversubscribe the cores when every worker is busy:
+/// `maxWorkers` requests of at least one thread each (the budget's floor),
+/// or of `threads` each when fixed; whisper-server's threads are fixed at
+/// every core unless `threads` says otherwise.
+pub fn contention(o: &EngineOptions, cores: usize) -> f64 {
+    let per_request = match (o.threads, o.backend) {
+        (Some(n), _) => n,
+        (None, crate::options::BackendKind::Server) => cores,
+        (None, _) => 1,
+    };
+    ((o.max_workers * per_request) as f64 / cores.max(1) as f64).max(1.0)
 }
 
 /// What the engine's handles share with its actor.
@@ -223,15 +240,44 @@ mod tests {
     #[test]
     fn default_timeout_grows_with_audio_and_model() {
         let tiny = 77_704_715;
-        let t = default_timeout(Duration::from_secs(10), tiny);
+        let t = default_timeout(Duration::from_secs(10), tiny, 1.0);
         assert!(
             t > Duration::from_secs(60) && t < Duration::from_secs(62),
             "{t:?}"
         );
         let large = 3_095_033_483;
-        let hour = default_timeout(Duration::from_secs(3600), large);
+        let hour = default_timeout(Duration::from_secs(3600), large, 1.0);
         assert!(hour > Duration::from_secs(3600 * 100), "{hour:?}");
         // Tiny files still get the start-up allowance.
-        assert_eq!(default_timeout(Duration::ZERO, tiny), TIMEOUT_BASE);
+        assert_eq!(default_timeout(Duration::ZERO, tiny, 1.0), TIMEOUT_BASE);
+    }
+
+    #[test]
+    fn a_pool_that_can_oversubscribe_the_cores_gives_each_request_that_much_longer() {
+        use crate::options::BackendKind;
+        let o = |workers: usize, backend, threads| {
+            let mut o = EngineOptions::new("m.bin").with_pool_size(workers);
+            o.backend = backend;
+            o.threads = threads;
+            o
+        };
+        // The adversarial run: 64 workers on 2 cores, 64 requests at once.
+        let big = o(64, BackendKind::Worker, None);
+        assert_eq!(contention(&big, 2), 32.0);
+        let clip = Duration::from_millis(3300);
+        let tiny = 77_704_715;
+        // Each decode gets 1/32 of a core: 3.3 s of audio may take ~32 x 1.25 s.
+        assert!(default_timeout(clip, tiny, contention(&big, 2)) > Duration::from_secs(32 * 2));
+        assert_eq!(
+            contention(&o(3, BackendKind::Worker, None), 8),
+            1.0,
+            "no oversubscription"
+        );
+        assert_eq!(contention(&o(3, BackendKind::Cli, Some(2)), 2), 3.0);
+        assert_eq!(
+            contention(&o(3, BackendKind::Server, None), 2),
+            3.0,
+            "every core per server"
+        );
     }
 }

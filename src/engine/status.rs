@@ -22,6 +22,8 @@ pub struct EngineStatus {
     pub thread_budget: bool,
     /// The whisper program the workers run, once initialized.
     pub program: Option<Located>,
+    /// The changes to whisper.cpp it has, where it says (the worker program).
+    pub whisper_features: Option<Vec<String>>,
 }
 
 impl EngineStatus {
@@ -42,6 +44,7 @@ impl EngineStatus {
             threads_per_worker: 0,
             thread_budget: false,
             program: None,
+            whisper_features: None,
         }
     }
 
@@ -52,20 +55,24 @@ impl EngineStatus {
         backend: &'static str,
         threads: crate::backend::Threads,
         program: Option<Located>,
+        whisper_features: Option<Vec<String>>,
     ) -> Self {
         let s = stats.as_ref();
         let (threads_per_worker, thread_budget) = match threads {
             crate::backend::Threads::Fixed(n) => (n, false),
             crate::backend::Threads::Budget { cores } => (cores, true),
         };
+        let worker_count = s.map_or(0, |s| s.total_workers);
         EngineStatus {
             is_running: running,
-            is_ready: ready,
+            // Ready means a request can be served: a pool whose replacements
+            // failed, with no worker left, is not.
+            is_ready: ready && worker_count > 0,
             model_loaded: s.is_some_and(|s| s.loaded_workers > 0),
             requests_processed: s.map_or(0, |s| s.total_requests_processed),
             average_latency_ms: s.map_or(0.0, |s| s.average_latency_ms),
             last_error: s.and_then(|s| s.last_error.clone()),
-            worker_count: s.map_or(0, |s| s.total_workers),
+            worker_count,
             available_workers: s.map_or(0, |s| s.available_workers),
             pool_utilization: s.map_or(0.0, |s| s.pool_utilization),
             pool_stats: stats,
@@ -73,6 +80,7 @@ impl EngineStatus {
             threads_per_worker,
             thread_budget,
             program,
+            whisper_features,
         }
     }
 }

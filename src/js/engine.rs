@@ -286,6 +286,6 @@ pub fn locate_whisper<'env>(
                 })
             })
         },
-        types::ProgramStatus::from,
+        |l| types::ProgramStatus::of(l, None),
     )
 }

@@ -38,10 +38,12 @@ pub struct PersistentWhisperOptions {
     /// $PERSISTENT_WHISPER_WORKER_PATH, then beside whisperPath or
     /// $WHISPER_CLI_PATH, then as for whisperPath.
     pub worker_path: Option<String>,
-    /// How a worker runs whisper. 'cli' (default): one whisper-cli process per
-    /// request. 'server': one whisper-server per worker, model loaded once.
-    /// 'worker': the workers are decode slots in persistent-whisper-worker
-    /// processes that hold the model once each.
+    /// How a worker runs whisper. 'worker' (default): the workers are decode
+    /// slots in persistent-whisper-worker processes that hold the model once
+    /// each; if that program cannot start on this machine, the engine runs
+    /// 'cli' instead (a 'backendFallback' event and a warning say so).
+    /// 'cli': one whisper-cli process per request. 'server': one
+    /// whisper-server per worker, model loaded once.
     #[napi(ts_type = "'cli' | 'server' | 'worker'")]
     pub backend: Option<String>,
     /// Backend 'worker': how many processes the slots are spread over (a
@@ -82,6 +84,13 @@ pub struct PersistentWhisperOptions {
     /// Replace a worker (and its process) after it has served this many
     /// requests, for memory hygiene. Default: never.
     pub max_requests_per_worker: Option<f64>,
+    /// The longest audio a request may hold, in ms: longer audio rejects
+    /// with ERR_AUDIO_UNREADABLE naming this limit. Default 14400000 (4 h);
+    /// at most 24 h.
+    pub max_duration: Option<f64>,
+    /// The largest file (or audio in memory) a request may hold, in bytes.
+    /// Default 3221225472 (3 GiB).
+    pub max_file_size: Option<f64>,
     /// Extra whisper flags from an allow-list (decoding flags such as -bs, -bo,
     /// -nf, --prompt; -ot, -d, -fa, -nfa, -ng, --vad, -vm ...); see README.
     pub extra_args: Option<Vec<String>>,
@@ -272,6 +281,7 @@ pub fn engine_options(env: &Env, value: Option<Unknown>) -> Result<EngineOptions
     }
     if let Some(s) = f.string("backend")? {
         o.backend = check::backend(&s)?;
+        o.backend_chosen = true;
     }
     if let Some(n) = f.number("processes")? {
         o.processes = check::integer("processes", n, 1, crate::options::MAX_POOL_SIZE)? as usize;
@@ -310,6 +320,17 @@ pub fn engine_options(env: &Env, value: Option<Unknown>) -> Result<EngineOptions
             1,
             u32::MAX as u64,
         )?);
+    }
+    if let Some(n) = f.number("maxDuration")? {
+        o.limits.max_duration = Duration::from_millis(check::integer(
+            "maxDuration",
+            n,
+            1000,
+            crate::audio::MAX_DURATION.as_millis() as u64,
+        )?);
+    }
+    if let Some(n) = f.number("maxFileSize")? {
+        o.limits.max_file_bytes = check::integer("maxFileSize", n, 1, u64::from(u32::MAX) * 4)?;
     }
     if let Some(args) = f.strings("extraArgs")? {
         o.extra_args = args;

@@ -155,6 +155,9 @@ pub struct PoolStats {
     pub total_requests_processed: f64,
     pub total_requests_failed: f64,
     pub total_requests_aborted: f64,
+    /// Runs again on a fresh process after a process died under them
+    /// (each run counts; see README, "Nothing lost").
+    pub total_requests_retried: f64,
     /// Replaced after a crash, timeout, hang or too many failures.
     pub workers_replaced: f64,
     /// Replaced after serving maxRequestsPerWorker requests.
@@ -200,6 +203,7 @@ impl From<CorePoolStats> for PoolStats {
             total_requests_processed: s.total_requests_processed as f64,
             total_requests_failed: s.total_requests_failed as f64,
             total_requests_aborted: s.total_requests_aborted as f64,
+            total_requests_retried: s.total_requests_retried as f64,
             workers_replaced: s.workers_replaced as f64,
             workers_recycled: s.workers_recycled as f64,
             average_processing_time: s.average_processing_time_ms,
@@ -250,14 +254,21 @@ pub struct ProgramStatus {
     pub found_by: String,
     /// The CPU variant of the build chosen for this machine (package or checkout), e.g. 'x86-64-v3'.
     pub variant: Option<String>,
+    /// Backend 'worker', once a worker process runs: this project's changes
+    /// to whisper.cpp its build has ('liveThreads', 'zeroedKvPages',
+    /// 'sharedEncoders'); empty for a build of stock whisper.cpp, which
+    /// works without them (threads fixed per request, more memory per
+    /// concurrent request).
+    pub whisper_features: Option<Vec<String>>,
 }
 
-impl From<Located> for ProgramStatus {
-    fn from(l: Located) -> Self {
+impl ProgramStatus {
+    pub fn of(l: Located, whisper_features: Option<Vec<String>>) -> Self {
         ProgramStatus {
             path: l.path.display().to_string(),
             found_by: l.found_by.as_str().to_owned(),
             variant: l.variant,
+            whisper_features,
         }
     }
 }
@@ -278,7 +289,9 @@ impl From<CoreEngineStatus> for EngineStatus {
             backend: s.backend.to_owned(),
             threads_per_worker: s.threads_per_worker as u32,
             thread_budget: s.thread_budget,
-            program: s.program.map(Into::into),
+            program: s
+                .program
+                .map(|p| ProgramStatus::of(p, s.whisper_features.clone())),
         }
     }
 }
@@ -341,7 +354,7 @@ impl From<CoreQueueStatus> for QueueStatus {
 #[napi(object)]
 pub struct EngineEvent {
     #[napi(
-        ts_type = "'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'queueFull' | 'drain' | 'error'"
+        ts_type = "'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'error'"
     )]
     pub r#type: String,
     pub worker_id: Option<String>,
@@ -354,6 +367,8 @@ pub struct EngineEvent {
     pub code: Option<String>,
     pub message: Option<String>,
     pub max_queue_size: Option<u32>,
+    /// backendFallback: the backend the engine runs instead.
+    pub backend: Option<String>,
 }
 
 impl EngineEvent {
@@ -369,6 +384,7 @@ impl EngineEvent {
             code: None,
             message: None,
             max_queue_size: None,
+            backend: None,
         }
     }
 }
@@ -409,6 +425,16 @@ impl From<Event> for EngineEvent {
                 message: Some(error.to_string()),
                 ..EngineEvent::named("requestFailed")
             },
+            Event::RequestRetried {
+                request_id,
+                worker_id,
+                reason,
+            } => EngineEvent {
+                request_id: Some(request_id),
+                worker_id: Some(worker_id),
+                message: Some(reason),
+                ..EngineEvent::named("requestRetried")
+            },
             Event::QueueFull {
                 request_id,
                 max_queue_size,
@@ -418,6 +444,15 @@ impl From<Event> for EngineEvent {
                 ..EngineEvent::named("queueFull")
             },
             Event::Drain => EngineEvent::named("drain"),
+            Event::BackendFallback {
+                from: _,
+                to,
+                reason,
+            } => EngineEvent {
+                backend: Some(to.to_owned()),
+                message: Some(reason),
+                ..EngineEvent::named("backendFallback")
+            },
             Event::Error { error } => EngineEvent {
                 code: Some(error.code().to_owned()),
                 message: Some(error.to_string()),

@@ -3,7 +3,7 @@
 use super::state::{PoolState, Queued};
 use super::worker::{Attempts, Busy, Retirement};
 use super::{cancelled_error, Job, Reply, Shared, TranscriptionResult};
-use crate::backend::{Backend, Threads, Unfinished};
+use crate::backend::{Backend, LossCause, Threads, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
 use crate::events::Event;
@@ -16,6 +16,9 @@ use tokio::sync::{oneshot, watch};
 /// A worker could not take a job this many times (its process had died):
 /// then the job fails instead of going round again.
 const NOT_STARTED_LIMIT: u32 = 3;
+/// Processes that may die under one request, whatever the causes, before
+/// it fails: a bound on re-runs even when no death can be pinned on it.
+const LOSS_LIMIT: u32 = 3;
 
 pub(super) struct Assignment {
     backend: Arc<Backend>,
@@ -53,19 +56,18 @@ impl Shared {
         if !state.accepting {
             return out;
         }
-        while !state.queue.is_empty() {
+        while let Some(alone) = state.queue.front().map(|q| q.suspect) {
             // Requests this round will start: they share the free cores.
             let starting = state
                 .queue
                 .len()
                 .min(state.workers.iter().filter(|w| w.is_ready()).count());
-            let ready = state
-                .workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.is_ready())
-                .min_by_key(|(_, w)| w.idle_since)
-                .map(|(i, _)| i);
+            // A suspect waits for a process of its own; the jobs behind it
+            // wait with it (first come, first served), and the process it
+            // waits for empties.
+            let ready = (0..state.workers.len())
+                .filter(|&i| state.workers[i].is_ready() && state.may_take(i, alone))
+                .min_by_key(|&i| state.workers[i].idle_since);
             let Some(i) = ready else {
                 // Grow for the jobs that no starting worker will take.
                 if state.workers.len() < self.config.max_workers
@@ -97,6 +99,7 @@ impl Shared {
                 threads,
                 live_threads,
                 retire: None,
+                alone,
             });
             out.push(Assignment {
                 backend: worker.backend.clone(),
@@ -346,6 +349,44 @@ impl Shared {
                         answer = Some((tx, Err(error)));
                     }
                     retire.or(lost.then_some(Retirement::Failure))
+                }
+                Err(Unfinished::Lost(loss)) => {
+                    let retire = state
+                        .worker_mut(&worker_id)
+                        .and_then(|w| w.lose_process(&loss.detail));
+                    queued.losses += 1;
+                    // Dying alone after dying beside others names it the cause.
+                    let poison = loss.cause == LossCause::Alone && queued.suspect;
+                    match reply {
+                        Some(tx) if poison || queued.losses >= LOSS_LIMIT => {
+                            let why = if poison {
+                                "it was the cause: the process died again running it alone"
+                            } else {
+                                "its processes kept dying"
+                            };
+                            let error = WhisperError::WorkerCrashed {
+                                path,
+                                detail: format!("{}; {why}", loss.detail),
+                            };
+                            self.record_failure(&mut state, &request_id, Some(&worker_id), &error);
+                            answer = Some((tx, Err(error)));
+                        }
+                        Some(tx) => {
+                            // Not proven guilty: run it again, alone unless
+                            // the engine itself killed the process.
+                            queued.suspect |= loss.cause != LossCause::Engine;
+                            state.totals.retried += 1;
+                            log.info(format_args!("{request_id} runs again: {}", loss.detail));
+                            self.emit(Event::RequestRetried {
+                                request_id: request_id.clone(),
+                                worker_id: worker_id.clone(),
+                                reason: loss.detail.clone(),
+                            });
+                            self.requeue(&mut state, queued, tx, &mut answer);
+                        }
+                        None => {}
+                    }
+                    retire
                 }
                 Err(Unfinished::NotStarted(reason)) => {
                     log.info(format_args!("could not take {request_id}: {reason}"));

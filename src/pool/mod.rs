@@ -215,6 +215,16 @@ impl Pool {
         status::queue(&self.shared, &self.shared.lock())
     }
 
+    /// The changes to whisper.cpp its workers' program was built with, where
+    /// a running worker says.
+    pub fn whisper_features(&self) -> Option<Vec<String>> {
+        let state = self.shared.lock();
+        state
+            .workers
+            .iter()
+            .find_map(|w| w.backend.whisper_features())
+    }
+
     pub fn stats(&self) -> PoolStats {
         status::stats(&self.shared, &self.shared.lock())
     }

@@ -18,6 +18,11 @@ pub(super) struct Queued {
     pub enqueued_at: Instant,
     /// Times a worker could not take it (its process had died).
     pub not_started: u32,
+    /// Times a process died with it in flight.
+    pub losses: u32,
+    /// It was in flight in a process that died with others in it: it runs
+    /// alone in its process from now on, so that a death names the culprit.
+    pub suspect: bool,
 }
 
 impl Queued {
@@ -33,6 +38,8 @@ pub(super) struct Totals {
     pub completed: u64,
     pub failed: u64,
     pub aborted: u64,
+    /// Runs again after a process died under them.
+    pub retried: u64,
     pub replaced_workers: u64,
     pub recycled_workers: u64,
     pub processing_time: Duration,
@@ -52,6 +59,9 @@ pub(super) struct PoolState {
     pub start_failures: Vec<(String, WhisperError)>,
     /// `drain` was announced and no work came since.
     pub drained: bool,
+    /// Replacements that failed in a row: the pool tries again later, each
+    /// time waiting longer, until it is back at `min_workers`.
+    pub failed_restores: u32,
 }
 
 impl Default for PoolState {
@@ -67,6 +77,7 @@ impl Default for PoolState {
             last_error: None,
             start_failures: Vec::new(),
             drained: true,
+            failed_restores: 0,
         }
     }
 }
@@ -99,6 +110,25 @@ impl PoolState {
 
     pub fn busy(&self) -> usize {
         self.workers.iter().filter(|w| w.busy().is_some()).count()
+    }
+
+    /// Whether worker `i` may take a job now: a job that must run alone
+    /// (`alone`) needs a process with nothing else in flight, and nothing
+    /// joins a process where such a job runs.
+    pub fn may_take(&self, i: usize, alone: bool) -> bool {
+        let worker = &self.workers[i];
+        let Some(key) = worker.backend.process_key() else {
+            return true;
+        };
+        let mut others = self
+            .workers
+            .iter()
+            .filter(|o| o.id != worker.id && o.backend.process_key() == Some(key));
+        if alone {
+            others.all(|o| o.busy().is_none())
+        } else {
+            others.all(|o| o.busy().is_none_or(|b| !b.alone))
+        }
     }
 
     pub fn threads_in_use(&self) -> usize {
@@ -153,6 +183,8 @@ impl Shared {
             seq,
             enqueued_at: Instant::now(),
             not_started: 0,
+            losses: 0,
+            suspect: false,
         });
     }
 

@@ -22,6 +22,8 @@ pub struct PoolStats {
     pub total_requests_processed: u64,
     pub total_requests_failed: u64,
     pub total_requests_aborted: u64,
+    /// Runs again after a process died under them (each run counts).
+    pub total_requests_retried: u64,
     /// Replaced after a crash, timeout, hang or too many failures.
     pub workers_replaced: u64,
     /// Replaced after serving `maxRequestsPerWorker` requests.
@@ -125,6 +127,7 @@ pub(super) fn stats(shared: &Shared, state: &PoolState) -> PoolStats {
         total_requests_processed: t.completed,
         total_requests_failed: t.failed,
         total_requests_aborted: t.aborted,
+        total_requests_retried: t.retried,
         workers_replaced: t.replaced_workers,
         workers_recycled: t.recycled_workers,
         average_processing_time_ms: average(t.processing_time, t.completed),

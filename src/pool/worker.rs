@@ -66,6 +66,8 @@ pub(super) struct Busy {
     pub live_threads: Option<tokio::sync::watch::Sender<usize>>,
     /// Leave the pool once this request settles.
     pub retire: Option<Retirement>,
+    /// It runs alone in its process (a suspect after a crash).
+    pub alone: bool,
 }
 
 pub(super) enum Phase {
@@ -242,6 +244,13 @@ impl WorkerRecord {
         let worn_out =
             error.needs_new_worker() || self.stats.consecutive_failures >= max_consecutive_failures;
         asked.or(worn_out.then_some(Retirement::Failure))
+    }
+
+    /// Its process died under its request, which is the pool's to judge:
+    /// the worker is replaced, its request not counted against it.
+    pub fn lose_process(&mut self, detail: &str) -> Option<Retirement> {
+        self.stats.last_error = Some(detail.to_owned());
+        self.end_request().or(Some(Retirement::Failure))
     }
 
     /// The request ended with no verdict on either (aborted, or sent back to

@@ -16,6 +16,11 @@ use std::time::Duration;
 
 /// Health checks that fail in a row before an idle server counts as hung.
 const UNHEALTHY_AFTER: u32 = 3;
+/// After failed replacements the pool tries again after this, doubling up
+/// to the longest pause, until it is back at `min_workers` (the model may
+/// come back, a full disk may clear).
+const RESTORE_FIRST: Duration = Duration::from_secs(1);
+const RESTORE_LONGEST: Duration = Duration::from_secs(30);
 
 impl Shared {
     /// Runs `work` as a task that shutdown() waits for.
@@ -115,6 +120,7 @@ impl Shared {
         let exists = state.worker_mut(id).is_some();
         match result {
             Ok(()) if accepting && exists => {
+                state.failed_restores = 0;
                 let worker = state.worker_mut(id).expect("checked");
                 worker.phase = Phase::Ready;
                 worker.pid = backend.pid();
@@ -143,8 +149,12 @@ impl Shared {
                 self.log.error(format_args!("{id} could not start: {e}"));
                 state.last_error = Some(e.to_string());
                 if attempts == Attempts::Retried {
-                    // Nobody awaits this start: say so.
-                    self.emit(Event::Error { error: e.clone() });
+                    // Nobody awaits this start: say so, once per streak.
+                    if state.failed_restores == 0 {
+                        self.emit(Event::Error { error: e.clone() });
+                    }
+                    state.failed_restores += 1;
+                    self.schedule_restore(state);
                 }
                 if state.workers.is_empty() {
                     // No worker left to serve the queue: it fails with the cause.
@@ -277,6 +287,34 @@ impl Shared {
             }
         }
         self.changed.notify();
+    }
+
+    /// Brings the pool back to `min_workers` after a pause that grows with
+    /// the failed attempts in a row.
+    fn schedule_restore(self: &Arc<Self>, state: &PoolState) {
+        let shift = state.failed_restores.saturating_sub(1).min(5);
+        let pause = (RESTORE_FIRST * (1 << shift)).min(RESTORE_LONGEST);
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shared.stopping.cancelled() => return,
+            }
+            let assignments = {
+                let mut state = shared.lock();
+                if !state.accepting || state.workers.len() >= shared.config.min_workers {
+                    return;
+                }
+                shared
+                    .log
+                    .info(format_args!("starting workers again, back to minWorkers"));
+                while state.workers.len() < shared.config.min_workers {
+                    shared.add_worker(&mut state, Attempts::Retried);
+                }
+                shared.dispatch(&mut state)
+            };
+            shared.spawn_all(assignments);
+        });
     }
 
     /// After `idle_timeout`, retires the worker if it is still idle since now

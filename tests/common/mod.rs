@@ -98,6 +98,8 @@ impl Scratch {
 
     pub fn options(&self, pool_size: usize) -> EngineOptions {
         EngineOptions {
+            backend: BackendKind::Cli,
+            backend_chosen: true,
             whisper_path: Some(FAKE_WHISPER.into()),
             log_level: persistent_whisper::log::LogLevel::Silent,
             ..EngineOptions::new(self.dir.join("model.bin")).with_pool_size(pool_size)

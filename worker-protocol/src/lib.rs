@@ -9,10 +9,66 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
+pub mod settings;
+
+use settings::decoding_settings;
+pub use settings::{ServerTakes, SettingFlag};
+
+/// The protocol's version: the engine refuses a worker program that speaks another.
+pub const PROTOCOL: u32 = 2;
+
 /// A message's JSON may not be larger than this.
 pub const MAX_MESSAGE: usize = 1 << 20;
 /// Nor a payload larger than this (4 GiB).
 pub const MAX_PAYLOAD: u64 = 1 << 32;
+/// A segment's text is cut to this many bytes, so that a reply always fits
+/// in a message (whisper's segments are a few hundred bytes at most).
+pub const MAX_SEGMENT_TEXT: usize = 64 * 1024;
+
+use ServerTakes::{CommandLine, Form};
+
+decoding_settings! {
+    /// Beam search with this many beams (1: greedy). whisper allows 8 decoders.
+    beam_size: i32 = 5, flags("-bs", "--beam-size"), range(1, 8), server(Form("beam_size"));
+    /// Candidates when sampling with temperature.
+    best_of: i32 = 5, flags("-bo", "--best-of"), range(1, 8), server(Form("best_of"));
+    temperature: f32 = 0.0, flags("-tp", "--temperature"), range(0.0, 1.0), server(Form("temperature"));
+    /// The step of the temperature fallback (0: no fallback, as `-nf`).
+    temperature_inc: f32 = 0.2, flags("-tpi", "--temperature-inc"), range(0.0, 1.0), server(Form("temperature_inc"));
+    entropy_thold: f32 = 2.4, flags("-et", "--entropy-thold"), range(-1000.0, 1000.0), server(Form("entropy_thold"));
+    logprob_thold: f32 = -1.0, flags("-lpt", "--logprob-thold"), range(-1000.0, 1000.0), server(Form("logprob_thold"));
+    no_speech_thold: f32 = 0.6, flags("-nth", "--no-speech-thold"), range(0.0, 1.0), server(Form("no_speech_thold"));
+    word_thold: f32 = 0.01, flags("-wt", "--word-thold"), range(0.0, 1.0), server(Form("word_thold"));
+    /// Text tokens of context kept from earlier windows (-1: whisper's maximum).
+    max_context: i32 = -1, flags("-mc", "--max-context"), range(-1, 100_000), server(Form("max_context"));
+    /// Segment length in characters (0: no limit).
+    max_len: i32 = 0, flags("-ml", "--max-len"), range(0, 100_000), server(Form("max_len"));
+    /// Audio context size (0: the model's, 1500).
+    audio_ctx: i32 = 0, flags("-ac", "--audio-ctx"), range(0, 1500), server(Form("audio_ctx"));
+    split_on_word: bool = false, flags("-sow", "--split-on-word"), server(Form("split_on_word"));
+    translate: bool = false, flags("-tr", "--translate"), server(Form("translate"));
+    no_timestamps: bool = false, flags("-nt", "--no-timestamps"), server(Form("no_timestamps"));
+    suppress_nst: bool = false, flags("-sns", "--suppress-nst"), server(Form("suppress_non_speech"));
+    prompt: String = String::new(), flags("", "--prompt"), server(Form("prompt"));
+    carry_initial_prompt: bool = false, flags("", "--carry-initial-prompt"), server(Form("carry_initial_prompt"));
+    /// Start this far into the audio.
+    offset_ms: i32 = 0, flags("-ot", "--offset-t"), range(0, i32::MAX), server(Form("offset_t"));
+    /// Transcribe this much of it (0: to the end).
+    duration_ms: i32 = 0, flags("-d", "--duration"), range(0, i32::MAX), server(Form("duration"));
+    tinydiarize: bool = false, flags("-tdrz", "--tinydiarize"), server(Form("tinydiarize"));
+    /// Tokens matching this regular expression are never produced.
+    suppress_regex: String = String::new(), flags("", "--suppress-regex"), server(ServerTakes::No);
+    /// Voice activity detection: transcribe only the speech.
+    vad: bool = false, flags("", "--vad"), server(Form("vad"));
+    /// The VAD model file.
+    vad_model: String = String::new(), flags("-vm", "--vad-model"), server(CommandLine);
+    vad_threshold: f32 = 0.5, flags("-vt", "--vad-threshold"), range(0.0, 1.0), server(Form("vad_threshold"));
+    vad_min_speech_ms: i32 = 250, flags("-vspd", "--vad-min-speech-duration-ms"), range(0, i32::MAX), server(Form("vad_min_speech_duration_ms"));
+    vad_min_silence_ms: i32 = 100, flags("-vsd", "--vad-min-silence-duration-ms"), range(0, i32::MAX), server(Form("vad_min_silence_duration_ms"));
+    vad_max_speech_s: f32 = f32::MAX, flags("-vmsd", "--vad-max-speech-duration-s"), range(0.0, f32::MAX), server(Form("vad_max_speech_duration_s"));
+    vad_speech_pad_ms: i32 = 30, flags("-vp", "--vad-speech-pad-ms"), range(0, i32::MAX), server(Form("vad_speech_pad_ms"));
+    vad_samples_overlap: f32 = 0.1, flags("-vo", "--vad-samples-overlap"), range(0.0, 10.0), server(Form("vad_samples_overlap"));
+}
 
 /// From the engine to the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +78,7 @@ pub enum Request {
     Transcribe {
         id: u64,
         audio: Audio,
-        params: Params,
+        params: Box<Params>,
     },
     /// Stop a transcription; its answer is `Failed` with `Aborted`.
     Cancel { id: u64 },
@@ -35,72 +91,36 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Audio {
-    /// A file the worker reads (WAV, MP3, FLAC, OGG).
-    Path { path: String },
+    /// A file the worker reads (WAV, MP3, FLAC, OGG), after checking that
+    /// it is a regular file no larger than `max_bytes`.
+    Path { path: String, max_bytes: u64 },
     /// The frame's payload holds a file's bytes.
     File,
     /// The frame's payload holds 16 kHz mono samples, f32 little-endian.
     Samples,
 }
 
-/// How to decode: whisper-cli's settings (its defaults unless said otherwise).
+/// One transcription's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Params {
     pub language: String,
     pub threads: u32,
-    pub beam_size: i32,
-    pub best_of: i32,
-    pub temperature: f32,
-    pub temperature_inc: f32,
-    pub entropy_thold: f32,
-    pub logprob_thold: f32,
-    pub no_speech_thold: f32,
-    pub word_thold: f32,
-    pub max_context: i32,
-    pub max_len: i32,
-    pub audio_ctx: i32,
-    pub split_on_word: bool,
-    pub translate: bool,
-    pub no_timestamps: bool,
-    pub suppress_nst: bool,
-    pub prompt: String,
-    pub carry_initial_prompt: bool,
-    pub offset_ms: i32,
-    pub duration_ms: i32,
+    pub decoding: Decoding,
+    /// Audio that decodes to more 16 kHz samples than this is refused.
+    pub max_samples: u64,
     /// Send `Progress` messages.
     pub progress: bool,
-    /// Send `Segment` messages as segments are decoded.
-    pub segments: bool,
 }
 
 impl Default for Params {
-    /// whisper-cli 1.9.1's defaults.
     fn default() -> Self {
         Params {
             language: "en".into(),
             threads: 1,
-            beam_size: 5,
-            best_of: 5,
-            temperature: 0.0,
-            temperature_inc: 0.2,
-            entropy_thold: 2.4,
-            logprob_thold: -1.0,
-            no_speech_thold: 0.6,
-            word_thold: 0.01,
-            max_context: -1,
-            max_len: 0,
-            audio_ctx: 0,
-            split_on_word: false,
-            translate: false,
-            no_timestamps: false,
-            suppress_nst: false,
-            prompt: String::new(),
-            carry_initial_prompt: false,
-            offset_ms: 0,
-            duration_ms: 0,
+            decoding: Decoding::default(),
+            max_samples: 4 * 3600 * 16_000,
             progress: false,
-            segments: false,
         }
     }
 }
@@ -118,7 +138,12 @@ pub struct Segment {
 #[serde(rename_all = "camelCase")]
 pub enum Failure {
     ModelLoad,
+    /// Not audio whisper can decode.
     AudioUnreadable,
+    /// Longer or larger than the request's limits (the message says which).
+    AudioLimit,
+    /// The path names no file.
+    AudioNotFound,
     Aborted,
     Whisper,
     /// The engine sent something the worker does not understand.
@@ -130,21 +155,25 @@ pub enum Failure {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Reply {
     /// The model is loaded; up to `slots` transcriptions may run at once.
+    /// `features` names the changes to whisper.cpp it was built with.
     Ready {
         slots: u32,
+        protocol: u32,
+        features: Vec<String>,
     },
     Progress {
         id: u64,
         percent: u8,
     },
+    /// Every segment of a transcription, in order, as whisper decodes it.
     Segment {
         id: u64,
         segment: Segment,
     },
+    /// The transcription is done: its segments were the `Segment` messages.
     Done {
         id: u64,
         language: String,
-        segments: Vec<Segment>,
     },
     Failed {
         id: u64,
@@ -234,7 +263,7 @@ mod tests {
         let req = Request::Transcribe {
             id: 7,
             audio: Audio::Samples,
-            params: Params::default(),
+            params: Box::default(),
         };
         let mut bytes = encode(&req, &[1, 2, 3, 4]);
         bytes.extend(encode(&Request::Cancel { id: 7 }, &[]));
@@ -263,8 +292,123 @@ mod tests {
 
     #[test]
     fn messages_read_as_json_names_them() {
-        let json =
-            String::from_utf8(encode(&Reply::Ready { slots: 3 }, &[])[4..].to_vec()).unwrap();
-        assert!(json.starts_with(r#"{"type":"ready","slots":3}"#), "{json}");
+        let ready = Reply::Ready {
+            slots: 3,
+            protocol: PROTOCOL,
+            features: vec![],
+        };
+        let json = String::from_utf8(encode(&ready, &[])[4..].to_vec()).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"ready","slots":3,"protocol":"#),
+            "{json}"
+        );
+    }
+
+    fn flag(name: &str) -> &'static SettingFlag {
+        Decoding::FLAGS.iter().find(|f| f.is(name)).unwrap()
+    }
+
+    #[test]
+    fn a_flag_reads_its_value_into_its_setting_and_checks_its_range() {
+        let mut d = Decoding::default();
+        (flag("-bs").apply)(&mut d, "-bs", Some("2")).unwrap();
+        (flag("--prompt").apply)(&mut d, "--prompt", Some("Hi there")).unwrap();
+        (flag("-tr").apply)(&mut d, "-tr", None).unwrap();
+        assert_eq!(
+            (d.beam_size, d.prompt.as_str(), d.translate),
+            (2, "Hi there", true)
+        );
+        for (name, bad) in [
+            ("-bs", "0"),
+            ("-bs", "9"),
+            ("-ot", "-5"),
+            ("-d", "-1"),
+            ("-tp", "1.5"),
+        ] {
+            let e = (flag(name).apply)(&mut d, name, Some(bad)).unwrap_err();
+            assert!(e.contains("must be from"), "{name} {bad}: {e}");
+        }
+        for (name, bad) in [
+            ("-bs", None),
+            ("-bs", Some("two")),
+            ("-tp", Some("NaN")),
+            ("-tp", Some("inf")),
+        ] {
+            assert!(
+                (flag(name).apply)(&mut d, name, bad).is_err(),
+                "{name} {bad:?}"
+            );
+        }
+        assert_eq!(d.beam_size, 2, "a refused value changes nothing");
+    }
+
+    #[test]
+    fn settings_away_from_their_defaults_come_back_as_whisper_cli_arguments() {
+        let mut d = Decoding::default();
+        let args = |d: &Decoding| -> Vec<String> {
+            Decoding::FLAGS
+                .iter()
+                .filter_map(|f| (f.args)(d))
+                .flatten()
+                .collect()
+        };
+        assert!(args(&d).is_empty(), "defaults need no flags");
+        d.beam_size = 1;
+        d.no_timestamps = true;
+        d.prompt = "a b".into();
+        assert_eq!(args(&d), ["-bs", "1", "-nt", "--prompt", "a b"]);
+    }
+
+    #[test]
+    fn every_flag_name_is_unique() {
+        let mut names: Vec<&str> = Decoding::FLAGS
+            .iter()
+            .flat_map(|f| [f.short, f.long])
+            .filter(|n| !n.is_empty())
+            .collect();
+        let all = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all);
+    }
+
+    #[test]
+    fn the_c_declaration_lists_every_field_with_its_c_type() {
+        let c = Decoding::c_declaration();
+        assert!(
+            c.starts_with("struct pw_decoding {\n    int32_t beam_size;\n"),
+            "{c}"
+        );
+        assert!(c.contains("    const char * prompt;\n"), "{c}");
+        assert!(c.contains("    bool vad;\n"), "{c}");
+        assert_eq!(c.matches(';').count(), Decoding::FLAGS.len() + 1);
+        let mut keep = Vec::new();
+        let raw = Decoding::default().raw(&mut keep).unwrap();
+        assert_eq!(raw.beam_size, 5);
+        let bad = Decoding {
+            prompt: "a\0b".into(),
+            ..Decoding::default()
+        };
+        assert!(bad.raw(&mut keep).is_err(), "a NUL cannot cross into C");
+    }
+
+    #[test]
+    fn whisper_server_gets_the_form_fields_it_reads_per_request() {
+        let fields = Decoding::default().form_fields();
+        let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("beam_size").as_deref(), Some("5"));
+        assert_eq!(get("suppress_non_speech").as_deref(), Some("false"));
+        assert_eq!(
+            get("vad_model"),
+            None,
+            "the VAD model goes on its command line"
+        );
+        assert_eq!(get("suppress_regex"), None);
+    }
+
+    #[test]
+    fn missing_settings_on_the_wire_take_their_defaults() {
+        let d: Decoding = serde_json::from_str(r#"{"beamSize":1}"#).unwrap();
+        assert_eq!((d.beam_size, d.best_of), (1, 5));
     }
 }

@@ -7,8 +7,11 @@
 //! usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu]
 //!        [--no-flash-attn] [--verbose]
 
+mod audio;
+mod ffi;
 mod whisper;
 
+use audio::{AudioError, Limits};
 use persistent_whisper_protocol::{self as proto, Audio, Failure, Params, Reply, Request, Segment};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -113,16 +116,6 @@ fn thread_count(n: u32) -> i32 {
     n.clamp(1, 1024) as i32
 }
 
-/// 16 kHz mono f32 little-endian samples from a payload.
-fn samples_of(payload: &[u8]) -> Option<Vec<f32>> {
-    payload.len().is_multiple_of(4).then(|| {
-        payload
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    })
-}
-
 fn transcribe(
     model: &whisper::Model,
     job: &Job,
@@ -135,16 +128,29 @@ fn transcribe(
         failure,
         message: message.to_owned(),
     };
-    let samples = match audio {
-        Audio::Path { path } => whisper::audio_from_file(&path),
-        Audio::File => whisper::audio_from_memory(&payload),
-        Audio::Samples => samples_of(&payload),
+    let limits = Limits {
+        max_samples: params.max_samples,
+        stop: &job.controls.stop,
     };
-    let Some(samples) = samples.filter(|s| !s.is_empty()) else {
-        return failed(
-            Failure::AudioUnreadable,
-            "whisper cannot decode it as audio",
-        );
+    let samples = match audio {
+        Audio::Path { path, max_bytes } => {
+            audio::read_file(&path, max_bytes, &limits).and_then(|b| audio::decode(&b, &limits))
+        }
+        Audio::File => audio::decode(&payload, &limits),
+        Audio::Samples => audio::samples_of(&payload, &limits),
+    };
+    drop(payload);
+    let samples = match samples {
+        Ok(s) if s.is_empty() => {
+            return failed(Failure::AudioUnreadable, "it holds no audio");
+        }
+        Ok(s) => s,
+        Err(AudioError::Aborted) => return failed(Failure::Aborted, "aborted"),
+        Err(AudioError::NotFound(path)) => {
+            return failed(Failure::AudioNotFound, &format!("no file at {path}"))
+        }
+        Err(AudioError::Unreadable(why)) => return failed(Failure::AudioUnreadable, &why),
+        Err(AudioError::Limit(why)) => return failed(Failure::AudioLimit, &why),
     };
     if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
         return failed(
@@ -152,14 +158,19 @@ fn transcribe(
             &format!("sample {i} is not a finite number"),
         );
     }
-    match model.transcribe(&samples, params, job) {
-        whisper::Outcome::Done { language, segments } => Reply::Done {
+    match model.transcribe(
+        &samples,
+        &params.language,
+        &params.decoding,
+        params.progress,
+        job,
+    ) {
+        whisper::Outcome::Done { language } => Reply::Done {
             id: job.id,
             language,
-            segments,
         },
         whisper::Outcome::Aborted => failed(Failure::Aborted, "aborted"),
-        whisper::Outcome::Failed => failed(Failure::Whisper, "whisper failed to process the audio"),
+        whisper::Outcome::Failed(why) => failed(Failure::Whisper, why),
     }
 }
 
@@ -180,15 +191,21 @@ fn main() {
     // More encoders at once than cores gains nothing; each costs its buffers.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let encoders = args.slots.min(u32::try_from(cores).unwrap_or(u32::MAX));
-    let Some(model) = whisper::Model::load(&args.model, args.gpu, args.flash_attn, encoders) else {
-        out.send(&Reply::Fatal {
-            failure: Failure::ModelLoad,
-            message: "failed to initialize whisper context".into(),
-        });
-        std::process::exit(3);
+    let model = match whisper::Model::load(&args.model, args.gpu, args.flash_attn, encoders) {
+        Ok(model) => Arc::new(model),
+        Err(message) => {
+            out.send(&Reply::Fatal {
+                failure: Failure::ModelLoad,
+                message,
+            });
+            std::process::exit(3);
+        }
     };
-    let model = Arc::new(model);
-    out.send(&Reply::Ready { slots: args.slots });
+    out.send(&Reply::Ready {
+        slots: args.slots,
+        protocol: proto::PROTOCOL,
+        features: whisper::features(),
+    });
 
     let running: Arc<Mutex<HashMap<u64, Controls>>> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
@@ -205,7 +222,15 @@ fn main() {
                 threads.retain(|t| !t.is_finished());
                 threads.push(std::thread::spawn(move || {
                     let job = Job { id, out, controls };
-                    let reply = transcribe(&model, &job, audio, payload, &params);
+                    // A bug must cost its request, not the process.
+                    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        transcribe(&model, &job, audio, payload, &params)
+                    }))
+                    .unwrap_or_else(|_| Reply::Failed {
+                        id,
+                        failure: Failure::Whisper,
+                        message: "the worker program failed (a bug: please report it)".into(),
+                    });
                     running.lock().unwrap().remove(&id);
                     job.out.send(&reply);
                 }));

@@ -1,94 +1,33 @@
-//! The shim's C API (shim.cpp) in safe Rust: a loaded model, audio decoding
-//! as whisper-cli does it, and one transcription with callbacks.
+//! The shim's model and transcription in safe Rust.
 
-use persistent_whisper_protocol::{Params, Segment};
+use crate::ffi;
+use persistent_whisper_protocol::{Decoding, Segment, MAX_SEGMENT_TEXT};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-#[repr(C)]
-struct RawModel {
-    _private: [u8; 0],
-}
-
-#[repr(C)]
-struct RawResult {
-    _private: [u8; 0],
-}
-
-#[repr(C)]
-struct RawParams {
-    language: *const c_char,
-    threads: i32,
-    beam_size: i32,
-    best_of: i32,
-    temperature: f32,
-    temperature_inc: f32,
-    entropy_thold: f32,
-    logprob_thold: f32,
-    no_speech_thold: f32,
-    word_thold: f32,
-    max_context: i32,
-    max_len: i32,
-    audio_ctx: i32,
-    split_on_word: bool,
-    translate: bool,
-    no_timestamps: bool,
-    suppress_nst: bool,
-    prompt: *const c_char,
-    carry_initial_prompt: bool,
-    offset_ms: i32,
-    duration_ms: i32,
-    /// The decode's current thread count, which may change while it runs.
-    threads_now: *const i32,
-}
-
-type ProgressFn = unsafe extern "C" fn(*mut c_void, i32);
-type SegmentFn = unsafe extern "C" fn(*mut c_void, i64, i64, *const c_char);
-type AbortFn = unsafe extern "C" fn(*mut c_void) -> bool;
-
-extern "C" {
-    fn pw_log_to_stderr(on: bool);
-    fn pw_model_load(
-        path: *const c_char,
-        use_gpu: bool,
-        flash_attn: bool,
-        encoders: i32,
-    ) -> *mut RawModel;
-    fn pw_model_free(model: *mut RawModel);
-    fn pw_audio_from_file(path: *const c_char, out: *mut *mut f32, n: *mut usize) -> i32;
-    fn pw_audio_from_memory(
-        bytes: *const c_char,
-        len: usize,
-        out: *mut *mut f32,
-        n: *mut usize,
-    ) -> i32;
-    fn pw_free(p: *mut c_void);
-    fn pw_transcribe(
-        model: *mut RawModel,
-        samples: *const f32,
-        n: usize,
-        params: *const RawParams,
-        user: *mut c_void,
-        progress: Option<ProgressFn>,
-        segment: Option<SegmentFn>,
-        abort: AbortFn,
-        out: *mut *mut RawResult,
-    ) -> i32;
-    fn pw_result_count(r: *const RawResult) -> i32;
-    fn pw_result_t0(r: *const RawResult, i: i32) -> i64;
-    fn pw_result_t1(r: *const RawResult, i: i32) -> i64;
-    fn pw_result_text(r: *const RawResult, i: i32) -> *const c_char;
-    fn pw_result_language(r: *const RawResult) -> *const c_char;
-    fn pw_result_free(r: *mut RawResult);
-}
-
 pub fn log_to_stderr(on: bool) {
     // SAFETY: sets a process-wide log callback.
-    unsafe { pw_log_to_stderr(on) }
+    unsafe { ffi::pw_log_to_stderr(on) }
+}
+
+/// The changes to whisper.cpp this build has (patches/whisper.cpp), by the
+/// names the engine shows in its status.
+pub fn features() -> Vec<String> {
+    // SAFETY: a plain query.
+    let f = unsafe { ffi::pw_features() };
+    [
+        (ffi::FEATURE_LIVE_THREADS, "liveThreads"),
+        (ffi::FEATURE_ZEROED_KV_PAGES, "zeroedKvPages"),
+        (ffi::FEATURE_SHARED_ENCODERS, "sharedEncoders"),
+    ]
+    .iter()
+    .filter(|(bit, _)| f & bit != 0)
+    .map(|(_, name)| (*name).to_owned())
+    .collect()
 }
 
 /// A loaded model, shared by every transcription (each has its own state).
-pub struct Model(*mut RawModel);
+pub struct Model(*mut ffi::RawModel);
 
 // SAFETY: whisper.cpp allows concurrent whisper_full_with_state calls on one
 // context, each with its own state (whisper_full_parallel does this).
@@ -98,50 +37,31 @@ unsafe impl Sync for Model {}
 impl Drop for Model {
     fn drop(&mut self) {
         // SAFETY: the pointer came from pw_model_load and is freed once.
-        unsafe { pw_model_free(self.0) }
+        unsafe { ffi::pw_model_free(self.0) }
     }
 }
 
 fn text(p: *const c_char) -> String {
-    // SAFETY: the shim returns NUL-terminated strings that live as long as the result.
+    // SAFETY: the shim passes NUL-terminated strings that live for the call.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-/// Samples from the shim's malloc'd buffer.
-fn take(rc: i32, ptr: *mut f32, n: usize) -> Option<Vec<f32>> {
-    if rc != 0 || ptr.is_null() {
-        return None;
+/// A segment's text, cut (at a character boundary) so that its message fits.
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_SEGMENT_TEXT {
+        let mut at = MAX_SEGMENT_TEXT;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
     }
-    // SAFETY: the shim allocated n floats at ptr; copied, then freed once.
-    let samples = unsafe { std::slice::from_raw_parts(ptr, n) }.to_vec();
-    unsafe { pw_free(ptr.cast()) };
-    Some(samples)
-}
-
-/// A file's audio as 16 kHz mono samples, decoded as whisper-cli decodes it.
-pub fn audio_from_file(path: &str) -> Option<Vec<f32>> {
-    let path = CString::new(path).ok()?;
-    let (mut ptr, mut n) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: valid C string and out-pointers.
-    let rc = unsafe { pw_audio_from_file(path.as_ptr(), &mut ptr, &mut n) };
-    take(rc, ptr, n)
-}
-
-/// Audio file bytes (WAV, MP3, FLAC, OGG) as 16 kHz mono samples.
-pub fn audio_from_memory(bytes: &[u8]) -> Option<Vec<f32>> {
-    let (mut ptr, mut n) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: the buffer is valid for its length.
-    let rc = unsafe { pw_audio_from_memory(bytes.as_ptr().cast(), bytes.len(), &mut ptr, &mut n) };
-    take(rc, ptr, n)
+    s
 }
 
 pub enum Outcome {
-    Done {
-        language: String,
-        segments: Vec<Segment>,
-    },
+    Done { language: String },
     Aborted,
-    Failed,
+    Failed(&'static str),
 }
 
 /// What a transcription reports as it goes, and whether it should stop.
@@ -170,7 +90,7 @@ unsafe extern "C" fn on_segment<O: Observer>(
     o.segment(Segment {
         start_ms: t0,
         end_ms: t1,
-        text: text(t),
+        text: bounded(text(t)),
     });
 }
 
@@ -182,81 +102,76 @@ unsafe extern "C" fn on_abort<O: Observer>(user: *mut c_void) -> bool {
 
 impl Model {
     /// Loads the model; at most `encoders` decodes run their encoder at once,
-    /// on buffers they share.
-    pub fn load(path: &str, use_gpu: bool, flash_attn: bool, encoders: u32) -> Option<Model> {
-        let path = CString::new(path).ok()?;
+    /// on buffers they share. Err says why.
+    pub fn load(
+        path: &str,
+        use_gpu: bool,
+        flash_attn: bool,
+        encoders: u32,
+    ) -> Result<Model, String> {
+        let path = CString::new(path).map_err(|_| "the model path holds a NUL character")?;
         let encoders = i32::try_from(encoders.max(1)).unwrap_or(i32::MAX);
-        // SAFETY: a valid C string.
-        let raw = unsafe { pw_model_load(path.as_ptr(), use_gpu, flash_attn, encoders) };
-        (!raw.is_null()).then_some(Model(raw))
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: a valid C string and out-pointer.
+        let rc =
+            unsafe { ffi::pw_model_load(path.as_ptr(), use_gpu, flash_attn, encoders, &mut raw) };
+        match rc {
+            ffi::OK if !raw.is_null() => Ok(Model(raw)),
+            ffi::NO_MEMORY => Err("there was not enough memory to load it".into()),
+            _ => Err("failed to initialize whisper context".into()),
+        }
     }
 
-    pub fn transcribe<O: Observer>(&self, samples: &[f32], p: &Params, observer: &O) -> Outcome {
-        let (Ok(language), Ok(prompt)) = (
-            CString::new(p.language.as_str()),
-            CString::new(p.prompt.as_str()),
-        ) else {
-            return Outcome::Failed;
+    /// Transcribes 16 kHz mono samples; every segment goes to the observer
+    /// as whisper decodes it, and the outcome says how it ended.
+    pub fn transcribe<O: Observer>(
+        &self,
+        samples: &[f32],
+        language: &str,
+        decoding: &Decoding,
+        progress: bool,
+        observer: &O,
+    ) -> Outcome {
+        // whisper takes the sample count as an int.
+        let Ok(n) = i32::try_from(samples.len()) else {
+            return Outcome::Failed("the audio is too long for whisper (over 2^31 samples)");
         };
-        let raw = RawParams {
-            language: language.as_ptr(),
-            threads: observer.threads().load(Ordering::Relaxed),
-            beam_size: p.beam_size,
-            best_of: p.best_of,
-            temperature: p.temperature,
-            temperature_inc: p.temperature_inc,
-            entropy_thold: p.entropy_thold,
-            logprob_thold: p.logprob_thold,
-            no_speech_thold: p.no_speech_thold,
-            word_thold: p.word_thold,
-            max_context: p.max_context,
-            max_len: p.max_len,
-            audio_ctx: p.audio_ctx,
-            split_on_word: p.split_on_word,
-            translate: p.translate,
-            no_timestamps: p.no_timestamps,
-            suppress_nst: p.suppress_nst,
-            prompt: prompt.as_ptr(),
-            carry_initial_prompt: p.carry_initial_prompt,
-            offset_ms: p.offset_ms,
-            duration_ms: p.duration_ms,
-            threads_now: observer.threads().as_ptr(),
+        let Ok(language) = CString::new(language) else {
+            return Outcome::Failed("the language holds a NUL character");
         };
-        let mut out = std::ptr::null_mut();
+        let mut keep = Vec::new();
+        let Ok(raw) = decoding.raw(&mut keep) else {
+            return Outcome::Failed("a decoding setting holds a NUL character");
+        };
+        let threads = observer.threads();
+        let mut language_id = -1;
         let user = observer as *const O as *mut c_void;
-        // SAFETY: every pointer is valid for the duration of the call; the
-        // callbacks cast `user` back to &O.
+        // SAFETY: every pointer is valid for the call (the strings in `raw`
+        // live in `keep`); the callbacks cast `user` back to &O.
         let rc = unsafe {
-            pw_transcribe(
+            ffi::pw_transcribe(
                 self.0,
                 samples.as_ptr(),
-                samples.len(),
+                n,
+                language.as_ptr(),
+                threads.load(Ordering::Relaxed),
+                threads.as_ptr(),
                 &raw,
                 user,
-                p.progress.then_some(on_progress::<O> as ProgressFn),
-                p.segments.then_some(on_segment::<O> as SegmentFn),
+                progress.then_some(on_progress::<O> as ffi::ProgressFn),
+                on_segment::<O>,
                 on_abort::<O>,
-                &mut out,
+                &mut language_id,
             )
         };
         match rc {
-            0 => {
-                // SAFETY: rc 0 means `out` holds a result, freed once below.
-                unsafe {
-                    let segments = (0..pw_result_count(out))
-                        .map(|i| Segment {
-                            start_ms: pw_result_t0(out, i),
-                            end_ms: pw_result_t1(out, i),
-                            text: text(pw_result_text(out, i)),
-                        })
-                        .collect();
-                    let language = text(pw_result_language(out));
-                    pw_result_free(out);
-                    Outcome::Done { language, segments }
-                }
-            }
-            1 => Outcome::Aborted,
-            _ => Outcome::Failed,
+            ffi::OK => Outcome::Done {
+                // SAFETY: a static string of whisper's language table.
+                language: text(unsafe { ffi::pw_language_code(language_id) }),
+            },
+            ffi::ABORTED => Outcome::Aborted,
+            ffi::NO_MEMORY => Outcome::Failed("there was not enough memory to transcribe it"),
+            _ => Outcome::Failed("whisper failed to process the audio"),
         }
     }
 }

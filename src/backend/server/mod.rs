@@ -16,9 +16,9 @@ mod process;
 pub use ports::Ports;
 
 use super::verdict;
-use super::{Request, Unfinished};
+use super::{Loss, LossCause, Request, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
-use crate::decoding::Decoding;
+use crate::decoding::ExtraArgs;
 use crate::error::{display_path, WhisperError};
 use crate::locate;
 use crate::transcript::{self, Transcript};
@@ -43,9 +43,9 @@ pub struct ServerConfig {
     pub model: PathBuf,
     pub model_bytes: u64,
     pub threads: usize,
-    /// `extraArgs` that are not decoding settings: they go on the command line.
-    pub server_args: Vec<String>,
-    pub decoding: Decoding,
+    /// `extraArgs`: per-request settings go in each request's form, the
+    /// rest on the command line.
+    pub extra: ExtraArgs,
     pub ports: Arc<Ports>,
 }
 
@@ -153,7 +153,7 @@ impl ServerBackend {
             // verbose_json would otherwise run language detection (an extra
             // encoder pass) on every request just to report probabilities.
             .arg("-nlp")
-            .args(&c.server_args)
+            .args(c.extra.server_args())
             .stdout(Stdio::null());
         let child = match crate::process::spawn(&mut cmd) {
             Ok(child) => child,
@@ -400,7 +400,7 @@ impl ServerBackend {
         }
         .file_name("audio");
         let mut form = reqwest::multipart::Form::new().part("file", part);
-        for (name, value) in self.config.decoding.form_fields(&request.language) {
+        for (name, value) in self.config.extra.server_form(&request.language) {
             form = form.text(name, value);
         }
         Ok(form)
@@ -425,11 +425,11 @@ impl ServerBackend {
                     server.describe_exit(status)
                 ))
             }
-            Ok(status) => WhisperError::WorkerCrashed {
-                path: path.to_owned(),
+            // One request at a time per server: this one was alone in it.
+            Ok(status) => Unfinished::Lost(Loss {
                 detail: server.describe_exit(status),
-            }
-            .into(),
+                cause: LossCause::Alone,
+            }),
             Err(_) => WhisperError::WhisperFailed {
                 path: path.to_owned(),
                 detail: format!(

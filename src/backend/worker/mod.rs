@@ -9,11 +9,11 @@
 mod process;
 
 use super::verdict;
-use super::{Request, Unfinished};
+use super::{Loss, Request, Unfinished};
+use crate::audio::{Limits, Source};
 use crate::cancel::{CancelReason, CancelToken};
-use crate::decoding::Decoding;
+use crate::decoding::ExtraArgs;
 use crate::error::{display_path, WhisperError};
-use crate::options::WorkerExtras;
 use persistent_whisper_protocol::{Audio, Failure, Params};
 use process::{Ended, WorkerProcess};
 use std::future::Future;
@@ -26,11 +26,11 @@ pub struct WorkerConfig {
     pub program: PathBuf,
     pub model: PathBuf,
     pub model_bytes: u64,
-    pub decoding: Decoding,
-    /// Settings from `extraArgs` that are not decoding settings.
-    pub extras: WorkerExtras,
-    /// Command-line flags of the worker program (`--no-gpu`, `--no-flash-attn`).
-    pub flags: Vec<String>,
+    /// `extraArgs`: the decoding settings go with each request, the worker
+    /// program's own flags (`--no-gpu` ...) on its command line.
+    pub extra: ExtraArgs,
+    /// What one request's audio may cost.
+    pub limits: Limits,
     pub processes: usize,
     /// Decodes one process may run at once.
     pub slots_per_process: usize,
@@ -43,7 +43,6 @@ impl WorkerConfig {
     }
 
     fn params(&self, request: &Request) -> Params {
-        let d = &self.decoding;
         Params {
             language: request.language.clone(),
             // The budget's latest word: it may have changed since dispatch.
@@ -52,27 +51,9 @@ impl WorkerConfig {
                 .as_ref()
                 .map_or(request.threads, |t| *t.borrow())
                 .max(1) as u32,
-            beam_size: d.beam_size,
-            best_of: d.best_of,
-            temperature: d.temperature,
-            temperature_inc: d.temperature_inc,
-            entropy_thold: d.entropy_thold,
-            logprob_thold: d.logprob_thold,
-            no_speech_thold: d.no_speech_thold,
-            word_thold: d.word_thold,
-            max_context: d.max_context,
-            max_len: d.max_len,
-            audio_ctx: d.audio_ctx,
-            split_on_word: d.split_on_word,
-            translate: d.translate,
-            no_timestamps: d.no_timestamps,
-            suppress_nst: d.suppress_non_speech,
-            prompt: d.prompt.clone(),
-            carry_initial_prompt: self.extras.carry_initial_prompt,
-            offset_ms: self.extras.offset_ms,
-            duration_ms: self.extras.duration_ms,
+            decoding: self.extra.decoding.clone(),
+            max_samples: self.limits.max_samples(),
             progress: request.observer.is_some(),
-            segments: request.observer.is_some(),
         }
     }
 }
@@ -87,6 +68,8 @@ struct Seat {
 /// The worker processes of one generation of the pool (restart() starts
 /// a new one, so its slots load the model afresh).
 pub struct Processes {
+    /// Tells generations apart (a process's key is this and its index).
+    id: u64,
     config: Arc<WorkerConfig>,
     seats: Vec<tokio::sync::Mutex<Seat>>,
     /// Slots per process, for choosing the least-loaded one without waiting
@@ -96,8 +79,10 @@ pub struct Processes {
 
 impl Processes {
     pub fn new(config: Arc<WorkerConfig>) -> Arc<Self> {
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = config.processes.max(1);
         Arc::new(Processes {
+            id: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             seats: (0..n).map(|_| Default::default()).collect(),
             load: Mutex::new(vec![0; n]),
             config,
@@ -218,6 +203,17 @@ impl WorkerSlot {
         }
     }
 
+    /// The process it shares with the other slots of its seat.
+    pub fn process_key(&self) -> Option<u64> {
+        let index = self.place().as_ref()?.index as u64;
+        Some(self.processes.id << 16 | index)
+    }
+
+    /// What its process's build of whisper.cpp has (patches/whisper.cpp).
+    pub fn whisper_features(&self) -> Option<Vec<String>> {
+        self.process().map(|p| p.features.clone())
+    }
+
     /// The slot's process (status shows it as the worker's pid).
     pub fn pid(&self) -> Option<u32> {
         self.process().filter(|p| p.is_alive()).map(|p| p.pid)
@@ -247,11 +243,29 @@ impl WorkerSlot {
                 "its worker process is not running".into(),
             ));
         };
-        let payload = audio_bytes(request, &path).await?;
+        // A file is read by the worker program (bounded, abortable), never
+        // by this process: no copy of it here, nothing sent through the pipe.
+        let (audio, payload): (Audio, Arc<[u8]>) = match &request.audio.source {
+            Source::File(p) => (
+                Audio::Path {
+                    path: p.to_string_lossy().into_owned(),
+                    max_bytes: self.processes.config.limits.max_file_bytes,
+                },
+                Arc::from(&[][..]),
+            ),
+            Source::Bytes(b) => (Audio::File, b.clone()),
+            Source::Samples(s) => (
+                Audio::Samples,
+                s.iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+        };
         let params = self.processes.config.params(request);
         let outcome = process
             .transcribe(
-                Audio::File,
+                audio,
                 payload,
                 params,
                 request.observer.clone(),
@@ -264,7 +278,7 @@ impl WorkerSlot {
             Ok(Ok(transcript)) => Ok(transcript),
             Ok(Err((failure, message))) => Err(self.failure(&path, failure, message).into()),
             Err(Ended::NotStarted(why)) => Err(Unfinished::NotStarted(why)),
-            Err(Ended::Crashed(detail)) => Err(WhisperError::WorkerCrashed { path, detail }.into()),
+            Err(Ended::Lost(detail, cause)) => Err(Unfinished::Lost(Loss { detail, cause })),
             Err(Ended::Cancelled(reason)) => Err(Unfinished::Cancelled(reason)),
         }
     }
@@ -272,6 +286,15 @@ impl WorkerSlot {
     fn failure(&self, path: &str, failure: Failure, message: String) -> WhisperError {
         match failure {
             Failure::AudioUnreadable => verdict::unreadable(path, &message),
+            Failure::AudioLimit => WhisperError::AudioUnreadable {
+                path: path.to_owned(),
+                reason: format!(
+                    "{message}; raise the limit if this audio is what you meant to send"
+                ),
+            },
+            Failure::AudioNotFound => WhisperError::AudioNotFound {
+                path: path.to_owned(),
+            },
             Failure::ModelLoad => WhisperError::ModelLoad {
                 path: display_path(&self.processes.config.model),
                 reason: message,
@@ -284,35 +307,4 @@ impl WorkerSlot {
             }
         }
     }
-}
-
-/// The audio as a file's bytes. A file is opened here (without blocking,
-/// checked again as at admission) and read, so the worker program never
-/// opens a caller's path.
-async fn audio_bytes(request: &Request, what: &str) -> Result<Arc<[u8]>, Unfinished> {
-    if let Some(bytes) = request.audio.file_bytes() {
-        return Ok(bytes);
-    }
-    let path = request
-        .audio
-        .path()
-        .map(|p| p.to_owned())
-        .unwrap_or_default();
-    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, WhisperError> {
-        use std::io::Read;
-        let (mut file, meta) = crate::audio::open(&path)?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| WhisperError::AudioUnreadable {
-                path: display_path(&path),
-                reason: format!("reading it failed: {e}"),
-            })?;
-        Ok(bytes)
-    })
-    .await
-    .map_err(|e| WhisperError::WhisperFailed {
-        path: what.to_owned(),
-        detail: format!("reading the file failed: {e}"),
-    })??;
-    Ok(read.into())
 }

@@ -5,6 +5,7 @@
 //! to exit; a process that does not is killed.
 
 use super::WorkerConfig;
+use crate::backend::LossCause;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{display_path, WhisperError};
 use crate::locate;
@@ -14,7 +15,7 @@ use crate::transcript::{Segment, Transcript};
 use persistent_whisper_protocol::{self as proto, Audio, Failure, Params, Reply, Request};
 use std::collections::{HashMap, VecDeque};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -34,14 +35,14 @@ enum Answer {
     Done(Transcript),
     Failed(Failure, String),
     /// The process died, or spoke garbage, before it answered.
-    Lost(String),
+    Lost(String, LossCause),
 }
 
 struct Pending {
     answer: oneshot::Sender<Answer>,
     observer: Option<Arc<Observer>>,
-    /// Segments of this attempt so far (the observer's index).
-    segments: usize,
+    /// Its segments so far, as the process decoded them.
+    segments: Vec<proto::Segment>,
 }
 
 type PendingMap = Arc<Mutex<HashMap<u64, Pending>>>;
@@ -60,6 +61,11 @@ pub struct WorkerProcess {
     lost: watch::Receiver<Option<String>>,
     exit: watch::Receiver<Option<ExitStatus>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The engine killed it for one request's sake (a cancel it did not
+    /// answer): the others in it did nothing wrong.
+    killed_by_engine: Arc<AtomicBool>,
+    /// The changes to whisper.cpp its build has (patches/whisper.cpp).
+    pub features: Vec<String>,
 }
 
 /// What a start may end in, besides a process.
@@ -81,7 +87,7 @@ impl WorkerProcess {
         cmd.arg("--model")
             .arg(&config.model)
             .args(["--slots", &config.slots_per_process.to_string()])
-            .args(&config.flags);
+            .args(&config.extra.worker_flags);
         let mut child = process::spawn(&mut cmd).map_err(|e| {
             locate::not_found(&locate::WHISPER_WORKER, &config.program, e.to_string())
         })?;
@@ -103,8 +109,20 @@ impl WorkerProcess {
                 return Err(WhisperError::shutdown());
             }
         };
-        match first {
-            Ok(Ok(Some(Reply::Ready { .. }))) => {}
+        let features = match first {
+            Ok(Ok(Some(Reply::Ready {
+                protocol, features, ..
+            }))) if protocol == proto::PROTOCOL => features,
+            Ok(Ok(Some(Reply::Ready { protocol, .. }))) => {
+                kill_and_reap(pid, &reaped).await;
+                return Err(start_failure(
+                    config,
+                    format!(
+                        "it speaks protocol version {protocol}, and this engine version {}: use the worker program shipped with this version of persistent-whisper",
+                        proto::PROTOCOL
+                    ),
+                ));
+            }
             Ok(Ok(Some(Reply::Fatal {
                 failure: Failure::ModelLoad,
                 message,
@@ -150,8 +168,9 @@ impl WorkerProcess {
                     ),
                 ));
             }
-        }
+        };
         let pending: PendingMap = Arc::default();
+        let killed_by_engine = Arc::new(AtomicBool::new(false));
         let (lost_tx, lost) = watch::channel(None);
         let lost_tx = Arc::new(lost_tx);
         tokio::spawn(route_replies(
@@ -161,6 +180,7 @@ impl WorkerProcess {
             pid,
             reaped.clone(),
             stderr.clone(),
+            killed_by_engine.clone(),
         ));
         Ok(Arc::new(WorkerProcess {
             pid,
@@ -170,6 +190,8 @@ impl WorkerProcess {
             lost,
             exit,
             stderr,
+            killed_by_engine,
+            features,
         }))
     }
 
@@ -210,11 +232,18 @@ impl WorkerProcess {
             Pending {
                 answer: tx,
                 observer,
-                segments: 0,
+                segments: Vec::new(),
             },
         );
         let language = params.language.clone();
-        let frame = proto::encode(&Request::Transcribe { id, audio, params }, &payload);
+        let frame = proto::encode(
+            &Request::Transcribe {
+                id,
+                audio,
+                params: Box::new(params),
+            },
+            &payload,
+        );
         drop(payload);
         if let Err(e) = self.send(&frame).await {
             lock(&self.pending).remove(&id);
@@ -244,8 +273,8 @@ impl WorkerProcess {
                 Ok(Ok(t))
             }
             Ok(Answer::Failed(failure, message)) => Ok(Err((failure, message))),
-            Ok(Answer::Lost(reason)) => Err(Ended::Crashed(reason)),
-            Err(_) => Err(Ended::Crashed(self.gone().await)),
+            Ok(Answer::Lost(reason, cause)) => Err(Ended::Lost(reason, cause)),
+            Err(_) => Err(Ended::Lost(self.gone().await, LossCause::Shared)),
         }
     }
 
@@ -286,6 +315,7 @@ impl WorkerProcess {
             return;
         }
         lock(&self.pending).remove(&id);
+        self.killed_by_engine.store(true, Ordering::SeqCst);
         self.kill().await;
     }
 
@@ -316,7 +346,7 @@ pub enum Ended {
     /// It never reached the process.
     NotStarted(String),
     /// The process died or spoke garbage with it in flight.
-    Crashed(String),
+    Lost(String, LossCause),
     /// The caller's cancel (a process that did not stop in time was killed).
     Cancelled(CancelReason),
 }
@@ -429,6 +459,7 @@ async fn route_replies(
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    killed_by_engine: Arc<AtomicBool>,
 ) {
     let reason = loop {
         let reply = match read_reply(&mut stdout).await {
@@ -449,18 +480,15 @@ async fn route_replies(
             Reply::Segment { id, segment } => {
                 if let Some(p) = map.get_mut(&id) {
                     if let Some(o) = &p.observer {
-                        o.segment(p.segments, segment_of(segment));
+                        o.segment(p.segments.len(), segment_of(segment.clone()));
                     }
-                    p.segments += 1;
+                    p.segments.push(segment);
                 }
             }
-            Reply::Done {
-                id,
-                language,
-                segments,
-            } => {
+            Reply::Done { id, language } => {
                 if let Some(p) = map.remove(&id) {
-                    let parts = segments
+                    let parts = p
+                        .segments
                         .into_iter()
                         .map(|s| (s.start_ms.max(0) as u64, s.end_ms.max(0) as u64, s.text));
                     let _ = p
@@ -481,7 +509,15 @@ async fn route_replies(
         }
     };
     let _ = lost.send(Some(reason.clone()));
-    for (_, p) in lock(&pending).drain() {
-        let _ = p.answer.send(Answer::Lost(reason.clone()));
+    let mut pending = lock(&pending);
+    let cause = if killed_by_engine.load(Ordering::SeqCst) {
+        LossCause::Engine
+    } else if pending.len() == 1 {
+        LossCause::Alone
+    } else {
+        LossCause::Shared
+    };
+    for (_, p) in pending.drain() {
+        let _ = p.answer.send(Answer::Lost(reason.clone(), cause));
     }
 }
