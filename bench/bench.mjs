@@ -186,14 +186,15 @@ async function memory(clip) {
   for (const [modelName, model] of [['tiny.en', TINY_EN], ['base', BASE]]) {
     const peaks = {}
     for (let round = 0; round < opts.rounds; round++) {
-      for (const backend of ['one-cli', 'cli', 'server', 'worker']) {
+      for (const backend of ['one-cli', 'cli', 'server', 'worker', 'worker-processes']) {
         progress(`memory round ${round + 1}: ${modelName}, ${backend}`)
         const r = await runner({ scenario: 'memory', backend, model, file: clip, concurrent: opts.poolSize })
         ;(peaks[backend] ??= []).push(r.peakRssMb)
       }
     }
     const one = median(peaks['one-cli'])
-    rows.push({ model: modelName, one, ...Object.fromEntries(['cli', 'server', 'worker'].map((b) => [b, { mb: median(peaks[b]), ratio: median(peaks[b]) / one }])) })
+    const backends = ['cli', 'server', 'worker', 'worker-processes']
+    rows.push({ model: modelName, one, ...Object.fromEntries(backends.map((b) => [b, { mb: median(peaks[b]), ratio: median(peaks[b]) / one }])) })
   }
   return rows
 }
@@ -255,7 +256,7 @@ async function main() {
   if (opts.only === 'fleet') return (await import('./fleet.mjs')).fleet(files, opts)
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
-  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 8 + opts.rounds * 3 + opts.rounds * 4 + 1
+  steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 10 + opts.rounds * 3 + opts.rounds * 4 + 1
 
   progress('single-thread processing time of each clip (the machine limit)')
   const limit = await runner({ scenario: 'limit', model: opts.model, files: distinct })

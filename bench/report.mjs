@@ -71,14 +71,15 @@ export function markdown(r) {
       `## Memory: ${r.memory.concurrent} requests for ${r.memory.clip} at once, peak RSS of the whisper processes`,
       '',
       `From \`initialize()\` to the last result, the engine's child processes only, against one whisper-cli`,
-      'run on the same file. The target for the worker backend: at most 1.5 × one whisper-cli.',
+      'run on the same file. The target for the worker backend: at most 1.5 × one whisper-cli. "one process',
+      'per worker" is the worker backend with `processes` = the pool size (the default is 1).',
       '',
-      '| model | one whisper-cli | cli backend | server backend | worker backend |',
-      '|---|---:|---:|---:|---:|',
-      ...r.memory.rows.map(
-        (m) =>
-          `| ${m.model} | ${Math.round(m.one)} MB | ${Math.round(m.cli.mb)} MB (${f2(m.cli.ratio)}×) | ${Math.round(m.server.mb)} MB (${f2(m.server.ratio)}×) | ${Math.round(m.worker.mb)} MB (${f2(m.worker.ratio)}×) |`,
-      ),
+      '| model | one whisper-cli | cli backend | server backend | worker backend | worker, one process per worker |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...r.memory.rows.map((m) => {
+        const cell = (b) => (b ? `${Math.round(b.mb)} MB (${f2(b.ratio)}×)` : 'n/a')
+        return `| ${m.model} | ${Math.round(m.one)} MB | ${cell(m.cli)} | ${cell(m.server)} | ${cell(m.worker)} | ${cell(m['worker-processes'])} |`
+      }),
       '',
     )
   }

@@ -122,7 +122,9 @@ async function memory() {
     return { peakRssMb: (await measuring.stop()).peakRssMb }
   }
   const measuring = startMeasuring({ childrenOnly: true })
-  const variant = engine({ model: job.model, backend: job.backend, poolSize: job.concurrent })
+  // 'worker-processes': one worker process per request instead of one for all.
+  const [backend, processes] = job.backend === 'worker-processes' ? ['worker', job.concurrent] : [job.backend, undefined]
+  const variant = engine({ model: job.model, backend, poolSize: job.concurrent, processes })
   await variant.start()
   await Promise.all(Array.from({ length: job.concurrent }, () => variant.transcribe(job.file)))
   const { peakRssMb } = await measuring.stop()

@@ -161,9 +161,9 @@ export function serverPerCore({ model }) {
 }
 
 /** This project's engine. */
-export function engine({ model, backend, poolSize, threads }) {
+export function engine({ model, backend, poolSize, threads, processes }) {
   const { PersistentWhisperEngine } = require('..')
-  const e = new PersistentWhisperEngine({ modelPath: model, backend, poolSize, threads, logLevel: 'silent' })
+  const e = new PersistentWhisperEngine({ modelPath: model, backend, poolSize, threads, processes, logLevel: 'silent' })
   return {
     start: () => e.initialize(),
     transcribe: async (file) => (await e.transcribe(file)).text,
@@ -219,6 +219,10 @@ export const VARIANTS = {
   'engine-worker': {
     label: `this engine, worker backend`,
     make: (o) => engine({ model: o.model, backend: 'worker', poolSize: o.poolSize }),
+  },
+  'engine-worker-processes': {
+    label: `this engine, worker backend, one process per worker`,
+    make: (o) => engine({ model: o.model, backend: 'worker', poolSize: o.poolSize, processes: o.poolSize }),
   },
   'engine-server-share': {
     label: `this engine, server backend, threads = cores / workers`,
