@@ -1,7 +1,8 @@
 // How a fleet job ends when it should not complete: cancelled (from the
 // producer through BullMQ's Relay, or on its host with worker.cancelJob) its
 // whisper stops within a second and it is not retried; bad input fails at
-// once without retries; a timeout is retried with the job's attempts.
+// once without retries; a timeout (of whisper, or of a download) is retried
+// with the job's attempts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -128,15 +129,28 @@ test('bad input fails the job at once, without retries, with its code first in f
   assert.doesNotMatch((await settled(producer.queue, signed.id)).failedReason, /secret123/)
 })
 
-test('a timeout is retried with the job\'s attempts and backoff, then fails with ERR_TIMEOUT', { timeout: 300_000 }, async (t) => {
+test('a timeout is retried with the job\'s attempts and backoff, then fails with ERR_TIMEOUT; so is a download that times out', { timeout: 300_000 }, async (t) => {
   const defer = cleanups(t)
-  const { host, producer } = await fleet(defer, 'timeout')
+  // A server that never answers.
+  const silent = createServer(() => {})
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  defer(() => {
+    silent.closeAllConnections()
+    return new Promise((resolve) => silent.close(resolve))
+  })
+  const { host, producer } = await fleet(defer, 'timeout', { ...QUICK_LOCKS, urlTimeout: 300 })
   const job = await producer.queue.add('transcribe', { audio: { path: clips[0].path }, options: { timeout: 1 } }, { attempts: 3, backoff: { type: 'fixed', delay: 50 } })
   const done = await settled(producer.queue, job.id)
   assert.equal(done.state, 'failed')
   assert.match(done.failedReason, /^ERR_TIMEOUT: /)
   assert.equal(done.attemptsMade, 3, 'every attempt was made')
   assert.equal(host.messages.filter((m) => m.type === 'requestFailed' && m.code === 'ERR_TIMEOUT').length, 3)
+
+  const stuck = await producer.queue.add('transcribe', { audio: { url: `http://127.0.0.1:${silent.address().port}/a.wav` } }, { attempts: 2 })
+  const gaveUp = await settled(producer.queue, stuck.id)
+  assert.equal(gaveUp.state, 'failed')
+  assert.match(gaveUp.failedReason, /^ERR_DOWNLOAD_FAILED: no audio from .* within urlTimeout \(300 ms\)/)
+  assert.equal(gaveUp.attemptsMade, 2, 'a download that failed is retried')
 
   // The same clip without the tiny timeout: the host is fine.
   const ok = await producer.queue.add('transcribe', { audio: { base64: readFileSync(clips[0].path).toString('base64') } })
