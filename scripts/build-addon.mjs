@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import * as P from './paths.mjs'
 import { log, run } from './provision.mjs'
 import { hostTarget, TARGETS } from './targets.mjs'
-import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
+import { toolchainFor } from './whisper-build.mjs'
 
 export const addonFile = (target) => join(P.ROOT, `persistent-whisper.${target}.node`)
 
@@ -27,7 +27,7 @@ export function buildAddon(target = hostTarget()) {
   )
   if (existsSync(file) && statSync(file).mtimeMs >= sources) return file
   const { triple } = TARGETS[target]
-  const env = { ...process.env, ...(isLinuxGnu(target) ? linuxToolchain(target).env : {}) }
+  const env = { ...process.env, ...(toolchainFor(target).env ?? {}) }
   if (target !== hostTarget()) run('rustup', ['target', 'add', triple])
   log(`building the native addon for ${target} (napi build --release)`)
   run('npx', ['napi', 'build', '--platform', '--release', '--target', triple], { env, shell: process.platform === 'win32' })

@@ -11,7 +11,7 @@ import { buildAddon } from './build-addon.mjs'
 import * as P from './paths.mjs'
 import { log, output } from './provision.mjs'
 import { prepare } from './prepare.mjs'
-import { hostTarget, TARGETS } from './targets.mjs'
+import { hostTarget, PUBLISHED } from './targets.mjs'
 import { buildWhisper } from './whisper-build.mjs'
 
 const rootPackage = () => JSON.parse(readFileSync(join(P.ROOT, 'package.json'), 'utf8'))
@@ -47,7 +47,7 @@ export function packMain() {
   mkdirSync(stage, { recursive: true })
   for (const file of [...pkg.files, 'README.md']) cpSync(join(P.ROOT, file), join(stage, file), { recursive: true })
   const { devDependencies, scripts, napi, ...published } = pkg
-  published.optionalDependencies = Object.fromEntries(Object.keys(TARGETS).map((t) => [`${pkg.name}-${t}`, pkg.version]))
+  published.optionalDependencies = Object.fromEntries(PUBLISHED.map((t) => [`${pkg.name}-${t}`, pkg.version]))
   writeFileSync(join(stage, 'package.json'), `${JSON.stringify(published, null, 2)}\n`)
   return pack(stage)
 }

@@ -58,7 +58,19 @@ export const TARGETS = {
     // The C runtime linked statically: nothing to install beside the programs.
     cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'],
   },
+  // Never published: the Windows code built here with mingw-w64
+  // (scripts/windows-toolchain.mjs) and tested under Wine (scripts/wine.mjs).
+  // Only the variants the tests run: the baseline and AVX2.
+  'win32-x64-gnu': {
+    triple: 'x86_64-pc-windows-gnu',
+    variants: ['x86-64-v2', 'x86-64-v3'],
+    cmake: ['-DGGML_OPENMP=OFF'],
+    testOnly: true,
+  },
 }
+
+/** The platforms with a persistent-whisper-<platform> package on npm. */
+export const PUBLISHED = Object.keys(TARGETS).filter((t) => !TARGETS[t].testOnly)
 
 /** The napi platform of the machine this runs on. */
 export function hostTarget() {

@@ -19,6 +19,8 @@ fn platform(target: &str) -> &'static str {
         "x86_64-apple-darwin" => "darwin-x64",
         "aarch64-apple-darwin" => "darwin-arm64",
         "x86_64-pc-windows-msvc" => "win32-x64-msvc",
+        // mingw-w64: the Windows build a Linux checkout tests under Wine.
+        "x86_64-pc-windows-gnu" => "win32-x64-gnu",
         other => panic!("persistent-whisper-worker: no whisper.cpp build for {other}"),
     }
 }
@@ -98,22 +100,33 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed={}", build.join("src").display());
-    for lib in ["whisper", "ggml", "ggml-cpu"] {
-        println!("cargo:rustc-link-lib=static={lib}");
-    }
-    let has = |lib: &str| {
-        dirs.iter().any(|d| {
+    // ggml's CMake names its archives without the `lib` prefix for Windows
+    // (mingw: ggml.a), which `-l` would not find: those go by file name.
+    let archive = |lib: &str| {
+        dirs.iter().find_map(|d| {
             let dir = build.join(d);
-            dir.join(format!("lib{lib}.a")).exists()
+            if dir.join(format!("lib{lib}.a")).exists()
                 || dir.join("Release").join(format!("{lib}.lib")).exists()
+            {
+                Some(format!("static={lib}"))
+            } else if dir.join(format!("{lib}.a")).exists() {
+                Some(format!("static:+verbatim={lib}.a"))
+            } else {
+                None
+            }
         })
     };
+    for lib in ["whisper", "ggml", "ggml-cpu"] {
+        let link = archive(lib).unwrap_or_else(|| format!("static={lib}"));
+        println!("cargo:rustc-link-lib={link}");
+    }
     for lib in ["ggml-metal", "ggml-blas"] {
-        if has(lib) {
-            println!("cargo:rustc-link-lib=static={lib}");
+        if let Some(link) = archive(lib) {
+            println!("cargo:rustc-link-lib={link}");
         }
     }
-    println!("cargo:rustc-link-lib=static=ggml-base");
+    let base = archive("ggml-base").unwrap_or_else(|| "static=ggml-base".to_owned());
+    println!("cargo:rustc-link-lib={base}");
     if target.contains("apple") {
         println!("cargo:rustc-link-lib=c++");
         for framework in ["Accelerate", "Foundation", "Metal", "MetalKit"] {
@@ -124,5 +137,14 @@ fn main() {
         // (scripts/toolchain.mjs) finds the static archives; any GCC does.
         println!("cargo:rustc-link-lib=static=stdc++");
         println!("cargo:rustc-link-lib=gomp");
+    } else if target.ends_with("windows-gnu") {
+        // mingw-w64's C++ runtime and its POSIX threads (std::thread),
+        // statically: the program needs no DLL beside it.
+        println!("cargo:rustc-link-lib=static=stdc++");
+        println!("cargo:rustc-link-lib=static=winpthread");
+    }
+    if target.contains("windows") {
+        // ggml-cpu reads the CPU's name from the registry.
+        println!("cargo:rustc-link-lib=advapi32");
     }
 }

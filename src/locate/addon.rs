@@ -14,6 +14,13 @@ pub const PLATFORM: &str = {
         "darwin-x64"
     } else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
         "darwin-arm64"
+    } else if cfg!(all(
+        target_os = "windows",
+        target_arch = "x86_64",
+        target_env = "gnu"
+    )) {
+        // mingw-w64: the build this project tests under Wine, never published.
+        "win32-x64-gnu"
     } else if cfg!(all(target_os = "windows", target_arch = "x86_64")) {
         "win32-x64-msvc"
     } else {

