@@ -12,6 +12,7 @@ import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
 import { PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
+import { windowsToolchain } from './windows-toolchain.mjs'
 import { applySeries, hasSeries, seriesKey } from './whisper-patches.mjs'
 
 /** Whether the environment asks for stock whisper.cpp (the patch series off). */
@@ -31,16 +32,21 @@ export function whisperSource({ stock = stockByDefault() } = {}) {
   return src
 }
 
-function unpackWhisper(src) {
-  const tgz = npmTarball(P.WHISPER_SOURCE.spec, P.WHISPER_SOURCE.tarball, P.WHISPER_SOURCE.sha256)
-  const unpack = join(P.HOME, 'src', 'unpack')
+/** The folder `tree` of the tarball `tgz`, unpacked as `dest` (replacing it). */
+export function unpackTree(tgz, tree, dest) {
+  const unpack = `${dest}.unpack`
   rmSync(unpack, { recursive: true, force: true })
   mkdirSync(unpack, { recursive: true })
-  log(`unpacking whisper.cpp ${P.WHISPER_SOURCE.version}`)
-  run('tar', ['-xzf', tgz, '-C', unpack, P.WHISPER_SOURCE.treeInTarball])
-  rmSync(src, { recursive: true, force: true })
-  renameSync(join(unpack, P.WHISPER_SOURCE.treeInTarball), src)
+  run('tar', ['-xzf', tgz, '-C', unpack, tree])
+  rmSync(dest, { recursive: true, force: true })
+  renameSync(join(unpack, tree), dest)
   rmSync(unpack, { recursive: true, force: true })
+}
+
+function unpackWhisper(src) {
+  const tgz = npmTarball(P.WHISPER_SOURCE.spec, P.WHISPER_SOURCE.tarball, P.WHISPER_SOURCE.sha256)
+  log(`unpacking whisper.cpp ${P.WHISPER_SOURCE.version}`)
+  unpackTree(tgz, P.WHISPER_SOURCE.treeInTarball, src)
 }
 
 const COMMON_FLAGS = [
@@ -134,16 +140,27 @@ function buildWorker(target, variant, toolchain, out, whisperKey, { build = buil
       PW_WHISPER_SRC: whisperSource({ stock }),
     }
     if (toolchain.cxx) env[`CARGO_TARGET_${triple.toUpperCase().replaceAll('-', '_')}_LINKER`] = toolchain.cxx
+    // MSVC: Rust's own code on the static C runtime too, as whisper.cpp's
+    // libraries and the shim are (/MT): a mix fails the link, and the
+    // dynamic one would need the VC++ runtime installed on users' machines.
+    if (triple.endsWith('-msvc')) env[`CARGO_TARGET_${triple.toUpperCase().replaceAll('-', '_')}_RUSTFLAGS`] = '-C target-feature=+crt-static'
     run('cargo', ['build', '--release', '-p', WORKER, '--target', triple, '--target-dir', cargoDir], { env })
     install(join(cargoDir, triple, 'release', exe(target, WORKER)), file)
   })
   if (!built) log(`${WORKER} for ${target} ${variant} already built`)
 }
 
+/** The compilers of a target: Linux's glibc 2.17 toolchain, mingw-w64 for win32-x64-gnu, else the system's. */
+export function toolchainFor(target) {
+  if (isLinuxGnu(target)) return linuxToolchain(target)
+  if (target === 'win32-x64-gnu') return windowsToolchain()
+  return { id: 'system', cmake: [] }
+}
+
 /** Every variant of a target's programs, plus whisper.cpp's license beside them. */
 export function buildWhisper(target) {
   const src = whisperSource()
-  const toolchain = isLinuxGnu(target) ? linuxToolchain(target) : { id: 'system', cmake: [] }
+  const toolchain = toolchainFor(target)
   for (const variant of TARGETS[target].variants) {
     const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
     const out = variantDir(target, variant)
@@ -167,7 +184,7 @@ export function buildWhisper(target) {
  */
 export function buildStock(target = hostTarget()) {
   const src = whisperSource({ stock: true })
-  const toolchain = isLinuxGnu(target) ? linuxToolchain(target) : { id: 'system', cmake: [] }
+  const toolchain = toolchainFor(target)
   const variant = TARGETS[target].variants[0]
   const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...toolchain.cmake]
   const out = join(stockDir(target), 'bin', variant)
