@@ -96,7 +96,7 @@ export declare function errorCodes(): Array<string>
  */
 export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server' | 'persistent-whisper-worker'): Promise<ProgramStatus>
 
-/** The engine's options (TypeScript view). */
+/** The engine's options. */
 export interface PersistentWhisperOptions {
   /**
    * Path of a ggml whisper model, e.g. `ggml-base.en.bin`, or the name of
@@ -313,7 +313,7 @@ export interface RequestReport {
   segment?: TranscriptionSegment
 }
 
-/** transcribe()'s options (TypeScript view). */
+/** transcribe()'s options. */
 export interface TranscribeOptions {
   /** Overrides the engine's language for this request. */
   language?: string

@@ -41,6 +41,74 @@ impl BackendKind {
     }
 }
 
+/// The backend and the options only it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendOptions {
+    /// whisper-cli per request (the program is `whisper_path`).
+    Cli,
+    Server {
+        /// whisper-server; None: looked for (locate/).
+        path: Option<PathBuf>,
+        /// The first port to try; None: ports the OS picks.
+        base_port: Option<u16>,
+        /// Between health checks of an idle server.
+        health_check_interval: Duration,
+    },
+    Worker {
+        /// persistent-whisper-worker; None: looked for (locate/).
+        path: Option<PathBuf>,
+        /// Processes the slots are spread over.
+        processes: usize,
+    },
+}
+
+impl BackendOptions {
+    /// Each backend with its own options at their defaults.
+    pub fn default_for(kind: BackendKind) -> Self {
+        match kind {
+            BackendKind::Cli => BackendOptions::Cli,
+            BackendKind::Server => BackendOptions::Server {
+                path: None,
+                base_port: None,
+                health_check_interval: DEFAULT_HEALTH_INTERVAL,
+            },
+            BackendKind::Worker => BackendOptions::Worker {
+                path: None,
+                processes: 1,
+            },
+        }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendOptions::Cli => BackendKind::Cli,
+            BackendOptions::Server { .. } => BackendKind::Server,
+            BackendOptions::Worker { .. } => BackendKind::Worker,
+        }
+    }
+
+    /// The program path the caller named for this backend, if any.
+    pub fn program_path(&self) -> Option<&PathBuf> {
+        match self {
+            BackendOptions::Cli => None,
+            BackendOptions::Server { path, .. } | BackendOptions::Worker { path, .. } => {
+                path.as_ref()
+            }
+        }
+    }
+
+    /// How often the pool looks at an idle persistent worker's process.
+    pub fn health_check_interval(&self) -> Duration {
+        match self {
+            BackendOptions::Server {
+                health_check_interval,
+                ..
+            } => *health_check_interval,
+            _ => DEFAULT_HEALTH_INTERVAL,
+        }
+    }
+}
+
 /// High-priority requests (dictation) are dispatched before queued normal ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
@@ -52,18 +120,13 @@ pub enum Priority {
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub model_path: PathBuf,
+    /// whisper-cli (backend 'cli'), and where whisper-server and the worker
+    /// program are also looked for.
     pub whisper_path: Option<PathBuf>,
-    pub server_path: Option<PathBuf>,
-    pub worker_path: Option<PathBuf>,
-    pub backend: BackendKind,
+    pub backend: BackendOptions,
     /// The caller chose the backend. If not (the default, 'worker'), an
     /// engine whose worker program cannot start here runs 'cli' instead.
     pub backend_chosen: bool,
-    /// Backend 'worker': processes the slots are spread over.
-    pub processes: usize,
-    /// First port for worker servers; None: ports the OS picks.
-    pub base_port: Option<u16>,
-    pub health_check_interval: Duration,
     /// The pool keeps at least this many workers...
     pub min_workers: usize,
     /// ...grows to this many while requests wait...
@@ -94,13 +157,8 @@ impl EngineOptions {
         EngineOptions {
             model_path: model_path.into(),
             whisper_path: None,
-            server_path: None,
-            worker_path: None,
-            backend: BackendKind::Worker,
+            backend: BackendOptions::default_for(BackendKind::Worker),
             backend_chosen: false,
-            processes: 1,
-            base_port: None,
-            health_check_interval: DEFAULT_HEALTH_INTERVAL,
             min_workers: DEFAULT_POOL_SIZE,
             max_workers: DEFAULT_POOL_SIZE,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
@@ -139,16 +197,18 @@ impl EngineOptions {
                 ),
             ));
         }
-        if self.processes > self.max_workers {
-            return Err(WhisperError::invalid(
-                "processes",
-                format!(
-                    "must not exceed maxWorkers ({} > {}): each process serves at least one worker",
-                    self.processes, self.max_workers
-                ),
-            ));
+        if let BackendOptions::Worker { processes, .. } = self.backend {
+            if processes > self.max_workers {
+                return Err(WhisperError::invalid(
+                    "processes",
+                    format!(
+                        "must not exceed maxWorkers ({processes} > {}): each process serves at least one worker",
+                        self.max_workers
+                    ),
+                ));
+            }
         }
-        let program = match self.backend {
+        let program = match self.backend.kind() {
             BackendKind::Cli => decoding::Program::WhisperCli,
             BackendKind::Server => decoding::Program::WhisperServer,
             BackendKind::Worker => decoding::Program::Worker,
@@ -252,7 +312,10 @@ mod tests {
     #[test]
     fn defaults_are_a_fixed_pool_of_three_with_a_thread_budget() {
         let o = EngineOptions::new("model.bin").finish().unwrap();
-        assert_eq!((o.backend, o.backend_chosen), (BackendKind::Worker, false));
+        assert_eq!(
+            (o.backend.kind(), o.backend_chosen),
+            (BackendKind::Worker, false)
+        );
         assert_eq!((o.min_workers, o.max_workers), (3, 3));
         assert_eq!(o.threads, None);
         assert_eq!(o.language, "en");

@@ -7,7 +7,7 @@ use common::*;
 use persistent_whisper::engine::Engine;
 use persistent_whisper::events;
 use persistent_whisper::log::{LogLevel, LogSink};
-use persistent_whisper::options::EngineOptions;
+use persistent_whisper::options::{BackendOptions, EngineOptions};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,7 +60,11 @@ async fn a_server_that_cannot_bind_is_a_start_failure_after_a_bounded_number_of_
 async fn ports_are_reused_so_a_base_port_near_the_top_never_runs_out() {
     let s = Scratch::new("ports");
     let options = EngineOptions {
-        base_port: Some(65532),
+        backend: BackendOptions::Server {
+            path: Some(FAKE_SERVER.into()),
+            base_port: Some(65532),
+            health_check_interval: Duration::from_secs(5),
+        },
         max_requests_per_worker: Some(1),
         ..s.server_options(1)
     };

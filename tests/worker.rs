@@ -15,10 +15,7 @@ fn pids(statuses: &[persistent_whisper::pool::WorkerStatus]) -> BTreeSet<u32> {
 }
 
 fn worker_options(s: &Scratch, slots: usize, processes: usize) -> EngineOptions {
-    EngineOptions {
-        processes,
-        ..s.worker_options(slots)
-    }
+    s.worker_processes(slots, processes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

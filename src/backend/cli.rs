@@ -1,7 +1,7 @@
 //! The cli backend: one whisper-cli process per request, JSON on stdout.
 
+use super::request::{Loss, LossCause, PidReporter, Request, Unfinished};
 use super::verdict;
-use super::{Loss, LossCause, PidReporter, Request, Unfinished};
 use crate::cancel::CancelReason;
 use crate::error::WhisperError;
 use crate::locate;

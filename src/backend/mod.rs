@@ -1,183 +1,27 @@
-//! How a worker runs whisper: one `Backend` value per worker, made by the
-//! factory (factory.rs) from the validated options.
+//! How a pool worker runs whisper. Every arrow here points down:
+//!
+//! - `prepare.rs`: from the validated options to a factory of backends:
+//!   finds the program and proves it starts (falling back from the default
+//!   backend to 'cli' where its program cannot), then makes each worker's
+//!   `Backend`.
+//! - `any.rs`: `Backend`, one value per worker, whichever backend it is.
+//! - `cli.rs` (a whisper-cli per request), `server/` (a whisper-server per
+//!   worker: ports, the socket owner check, HTTP), `program/` (the worker
+//!   program, persistent-whisper-worker: slots over processes).
+//! - Shared by them all: `request.rs` (a request, and how it can end
+//!   unfinished), `threads.rs` (threads per request), `verdict.rs`
+//!   (reading whisper's verdict).
 
+mod any;
 pub mod cli;
-mod factory;
+mod prepare;
+pub mod program;
+mod request;
 pub mod server;
+mod threads;
 mod verdict;
-pub mod worker;
 
-pub use factory::{factory, BackendFactory, Threads};
-
-use crate::audio::Audio;
-use crate::cancel::{CancelReason, CancelToken};
-use crate::error::WhisperError;
-use crate::observe::Observer;
-use crate::transcript::Transcript;
-use std::future::Future;
-use std::sync::Arc;
-
-/// What a backend needs to run one request.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub id: String,
-    pub audio: Audio,
-    pub language: String,
-    /// Threads for this request (the pool's thread budget); a backend whose
-    /// threads are fixed at start ignores it.
-    pub threads: usize,
-    /// Later changes to `threads` while it runs, for a backend that can
-    /// apply them (`Backend::adjusts_threads`).
-    pub live_threads: Option<tokio::sync::watch::Receiver<usize>>,
-    /// Where its progress and segments go, if the caller wants them.
-    pub observer: Option<Arc<Observer>>,
-}
-
-/// Why a request ended without a transcript.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unfinished {
-    Failed(WhisperError),
-    Cancelled(CancelReason),
-    /// The worker could not take the request (its process had died); no
-    /// work was done, so the request can go to another worker.
-    NotStarted(String),
-    /// The process died (or had to be killed) with the request in flight.
-    /// Whether the request is to blame is the pool's call (the poison rule).
-    Lost(Loss),
-}
-
-/// A process that died under a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loss {
-    /// How it ended, for the error and the logs.
-    pub detail: String,
-    pub cause: LossCause,
-}
-
-/// Who was in the process when it died.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossCause {
-    /// This request alone: if it dies alone again, it is the cause.
-    Alone,
-    /// Others too: any of them may be the cause.
-    Shared,
-    /// The engine killed it for another request's sake (a cancel or a
-    /// timeout it did not answer): this one did nothing.
-    Engine,
-}
-
-impl From<WhisperError> for Unfinished {
-    fn from(e: WhisperError) -> Self {
-        Unfinished::Failed(e)
-    }
-}
-
-/// Reports the pid of the process serving the current request (None when it ends).
-pub type PidReporter<'a> = &'a (dyn Fn(Option<u32>) + Send + Sync);
-
-pub enum Backend {
-    Cli(cli::CliBackend),
-    Server(server::ServerBackend),
-    Worker(worker::WorkerSlot),
-}
-
-impl Backend {
-    /// Whether the worker owns a long-lived process that must start first.
-    pub fn is_persistent(&self) -> bool {
-        matches!(self, Backend::Server(_) | Backend::Worker(_))
-    }
-
-    /// Whether a running request's thread count can change (the worker
-    /// program reads it before each step).
-    pub fn adjusts_threads(&self) -> bool {
-        matches!(self, Backend::Worker(_))
-    }
-
-    /// Which process it shares with other workers, if it shares one (the
-    /// worker backend's slots): a request that must run alone in its
-    /// process keeps the others off it.
-    pub fn process_key(&self) -> Option<u64> {
-        match self {
-            Backend::Cli(_) | Backend::Server(_) => None,
-            Backend::Worker(w) => w.process_key(),
-        }
-    }
-
-    /// The changes to whisper.cpp its program was built with, where it says
-    /// (the worker program, once started).
-    pub fn whisper_features(&self) -> Option<Vec<String>> {
-        match self {
-            Backend::Cli(_) | Backend::Server(_) => None,
-            Backend::Worker(w) => w.whisper_features(),
-        }
-    }
-
-    /// The program it runs, for logs.
-    pub fn program(&self) -> &'static str {
-        match self {
-            Backend::Cli(_) => "whisper-cli",
-            Backend::Server(_) => "whisper-server",
-            Backend::Worker(_) => "persistent-whisper-worker",
-        }
-    }
-
-    /// Starts the worker's process (server: model loaded, its socket proven
-    /// to be its own, health check answered). `stop` ends a start under way,
-    /// and its process, at once.
-    pub async fn start(&self, stop: &CancelToken) -> Result<(), WhisperError> {
-        match self {
-            Backend::Cli(_) => Ok(()),
-            Backend::Server(s) => s.start(stop).await,
-            Backend::Worker(w) => w.start(stop).await,
-        }
-    }
-
-    /// Ends the worker's process, if it has one, and reaps it.
-    pub async fn stop(&self) {
-        match self {
-            Backend::Cli(_) => {}
-            Backend::Server(s) => s.stop().await,
-            Backend::Worker(w) => w.stop().await,
-        }
-    }
-
-    /// The long-lived process's pid (server backend).
-    pub fn pid(&self) -> Option<u32> {
-        match self {
-            Backend::Cli(_) => None,
-            Backend::Server(s) => s.pid(),
-            Backend::Worker(w) => w.pid(),
-        }
-    }
-
-    /// Resolves when the long-lived process exits or must be replaced; never
-    /// for the cli backend.
-    pub async fn lost(&self) -> String {
-        match self {
-            Backend::Cli(_) => std::future::pending().await,
-            Backend::Server(s) => s.lost().await,
-            Backend::Worker(w) => w.lost().await,
-        }
-    }
-
-    pub async fn health_check(&self) -> bool {
-        match self {
-            Backend::Cli(_) => true,
-            Backend::Server(s) => s.health_check().await,
-            Backend::Worker(w) => w.is_healthy(),
-        }
-    }
-
-    pub async fn transcribe(
-        &self,
-        request: &Request,
-        cancel: impl Future<Output = CancelReason> + Send,
-        report_pid: PidReporter<'_>,
-    ) -> Result<Transcript, Unfinished> {
-        match self {
-            Backend::Cli(cli) => cli.transcribe(request, cancel, report_pid).await,
-            Backend::Server(server) => server.transcribe(request, cancel).await,
-            Backend::Worker(slot) => slot.transcribe(request, cancel).await,
-        }
-    }
-}
+pub use any::Backend;
+pub use prepare::{factory, prepare, BackendFactory, Prepared};
+pub use request::{Loss, LossCause, PidReporter, Request, Unfinished};
+pub use threads::Threads;

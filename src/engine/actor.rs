@@ -15,7 +15,7 @@ use crate::backend::{self, Request, Threads};
 use crate::cancel::CancelToken;
 use crate::error::{display_path, Result, WhisperError};
 use crate::events::{Event, EventSink};
-use crate::locate::{self, Located};
+use crate::locate::Located;
 use crate::log::{LogLevel, Logger};
 use crate::model;
 use crate::observe::Observer;
@@ -23,7 +23,6 @@ use crate::options::{available_cpus, BackendKind, EngineOptions, TranscribeOptio
 use crate::pool::{Job, Pool, PoolConfig, QueueStatus, Reply, WorkerStatus};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,7 +278,7 @@ impl Actor {
             "initialized: {}..{} {} workers, {} with model {}",
             o.min_workers,
             o.max_workers,
-            o.backend.as_str(),
+            o.backend.kind().as_str(),
             display_path(&r.program.path),
             display_path(&o.model_path)
         ));
@@ -350,7 +349,7 @@ impl Actor {
             let limits = self.options.limits;
             // The worker program reads only what the bytes hold; whisper-cli
             // and whisper-server size their buffers by the header's claim.
-            let claims = match self.options.backend {
+            let claims = match self.options.backend.kind() {
                 BackendKind::Worker => audio::Claims::Ignored,
                 BackendKind::Cli | BackendKind::Server => audio::Claims::Trusted,
             };
@@ -419,7 +418,7 @@ impl Actor {
                 running.is_some(),
                 running.is_some() && !initializing,
                 stats,
-                self.options.backend.as_str(),
+                self.options.backend.kind().as_str(),
                 threads,
                 running.map(|r| r.program.clone()),
                 pool.and_then(Pool::whisper_features),
@@ -435,10 +434,10 @@ impl Actor {
     }
 }
 
-/// Finds the program and checks the model (file work, off the runtime's
-/// threads), proves the program starts, and starts the pool. Returns the
-/// options it runs with: when the default backend's program cannot start
-/// here, 'cli' instead, with a warning and an event.
+/// Checks the model (file work, off the runtime's threads), prepares the
+/// backend (its program found and proven to start; backend/), and starts the
+/// pool. Returns the options it runs with: 'cli' after the default
+/// backend's fallback.
 async fn start_pool(
     options: Arc<EngineOptions>,
     log: &Logger,
@@ -447,42 +446,12 @@ async fn start_pool(
 ) -> Result<(Running, Arc<EngineOptions>)> {
     let path = options.model_path.clone();
     let model_bytes = off_thread(move || model::check_model(&path)).await?;
-    let o = options.clone();
-    let options = match off_thread(move || Ok(cli_named_without_worker(&o))).await? {
-        Some(cli) => {
-            log.info(format_args!(
-                "whisperPath names a whisper-cli with no persistent-whisper-worker beside it: backend 'cli'"
-            ));
-            cli?
-        }
-        None => options,
-    };
-    let (options, program) = match ready_program(&options).await {
-        Ok(program) => (options, program),
-        Err(e)
-            if !options.backend_chosen
-                && options.backend == BackendKind::Worker
-                && e.code() == "ERR_WHISPER_NOT_FOUND" =>
-        {
-            let mut cli = (*options).clone();
-            cli.backend = BackendKind::Cli;
-            let cli = Arc::new(cli.finish()?);
-            let reason = format!(
-                "persistent-whisper-worker cannot run here, so the engine uses backend 'cli' (one whisper-cli per request): {e}"
-            );
-            log.warn(format_args!("{reason}"));
-            events(Event::BackendFallback {
-                from: BackendKind::Worker.as_str(),
-                to: BackendKind::Cli.as_str(),
-                reason,
-            });
-            let program = ready_program(&cli).await?;
-            (cli, program)
-        }
-        Err(e) => return Err(e),
-    };
+    let backend::Prepared {
+        options,
+        program,
+        factory,
+    } = backend::prepare(options, model_bytes, log, &events).await?;
     let o = &options;
-    let factory = backend::factory(o, program.path.clone(), model_bytes);
     let threads = factory.threads;
     let config = PoolConfig {
         min_workers: o.min_workers,
@@ -490,7 +459,7 @@ async fn start_pool(
         idle_timeout: o.idle_timeout,
         max_queue_size: o.max_queue_size,
         max_consecutive_failures: o.max_consecutive_failures,
-        health_interval: o.health_check_interval,
+        health_interval: o.backend.health_check_interval(),
         max_requests_per_worker: o.max_requests_per_worker,
     };
     let pool = Pool::new(config, factory, &base_log, events);
@@ -503,45 +472,6 @@ async fn start_pool(
     Ok((running, options))
 }
 
-/// The original engine's `whisperPath` (or WHISPER_CLI_PATH) names the
-/// whisper-cli to run: with the default backend, the worker program beside
-/// it runs, and where there is none, that whisper-cli ('cli' options).
-fn cli_named_without_worker(o: &Arc<EngineOptions>) -> Option<Result<Arc<EngineOptions>>> {
-    if o.backend_chosen || o.backend != BackendKind::Worker || o.worker_path.is_some() {
-        return None;
-    }
-    let places = locate::Places::of_this_process();
-    if (places.env)(locate::WHISPER_WORKER.env_var).is_some() {
-        return None;
-    }
-    let cli = o
-        .whisper_path
-        .clone()
-        .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from))?;
-    let worker_beside = locate::find(&locate::WHISPER_WORKER, None, Some(&cli), &places)
-        .is_ok_and(|l| l.found_by == locate::FoundBy::Beside);
-    if worker_beside {
-        return None;
-    }
-    let mut options = (**o).clone();
-    options.backend = BackendKind::Cli;
-    Some(options.finish().map(Arc::new))
-}
-
-/// The backend's program, found (file work, off the runtime's threads) and
-/// proven to start on this machine.
-async fn ready_program(options: &Arc<EngineOptions>) -> Result<Located> {
-    let o = options.clone();
-    let program = off_thread(move || locate_program(&o)).await?;
-    let kind = match options.backend {
-        BackendKind::Cli => &locate::WHISPER_CLI,
-        BackendKind::Server => &locate::WHISPER_SERVER,
-        BackendKind::Worker => &locate::WHISPER_WORKER,
-    };
-    locate::probe(kind, &program.path).await?;
-    Ok(program)
-}
-
 /// Blocking file work on tokio's blocking threads.
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -551,36 +481,4 @@ async fn off_thread<T: Send + 'static>(
             detail: format!("a file check panicked: {e}"),
         })
     })
-}
-
-/// The program the backend runs: whisper-server and the worker program are
-/// also looked for beside a whisper-cli the caller named (option or
-/// environment).
-fn locate_program(o: &EngineOptions) -> Result<Located> {
-    let places = locate::Places::of_this_process();
-    let named_cli = || -> Option<PathBuf> {
-        o.whisper_path
-            .clone()
-            .or_else(|| (places.env)(locate::WHISPER_CLI.env_var).map(PathBuf::from))
-    };
-    match o.backend {
-        BackendKind::Cli => locate::find(
-            &locate::WHISPER_CLI,
-            o.whisper_path.as_deref(),
-            None,
-            &places,
-        ),
-        BackendKind::Server => locate::find(
-            &locate::WHISPER_SERVER,
-            o.server_path.as_deref(),
-            named_cli().as_deref(),
-            &places,
-        ),
-        BackendKind::Worker => locate::find(
-            &locate::WHISPER_WORKER,
-            o.worker_path.as_deref(),
-            named_cli().as_deref(),
-            &places,
-        ),
-    }
 }

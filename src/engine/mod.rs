@@ -46,7 +46,7 @@ pub fn default_timeout(audio: Duration, model_bytes: u64, contention: f64) -> Du
 /// or of `threads` each when fixed; whisper-server's threads are fixed at
 /// every core unless `threads` says otherwise.
 pub fn contention(o: &EngineOptions, cores: usize) -> f64 {
-    let per_request = match (o.threads, o.backend) {
+    let per_request = match (o.threads, o.backend.kind()) {
         (Some(n), _) => n,
         (None, crate::options::BackendKind::Server) => cores,
         (None, _) => 1,
@@ -257,7 +257,7 @@ mod tests {
         use crate::options::BackendKind;
         let o = |workers: usize, backend, threads| {
             let mut o = EngineOptions::new("m.bin").with_pool_size(workers);
-            o.backend = backend;
+            o.backend = crate::options::BackendOptions::default_for(backend);
             o.threads = threads;
             o
         };

@@ -4,5 +4,6 @@
 mod abort;
 pub mod engine;
 mod error;
+mod fields;
 mod options;
 mod types;

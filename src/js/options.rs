@@ -1,21 +1,19 @@
-//! The options JavaScript passes, read property by property: a wrong type,
-//! a getter that throws or a bad value each become an ERR_INVALID_OPTIONS
-//! naming the option, and never a synchronous throw from transcribe().
-//! The `#[napi(object)]` structs below are the TypeScript view
-//! (index.d.ts); the readers are the only way values come in.
+//! The options JavaScript passes, each declared once (js_options!: the
+//! TypeScript view in index.d.ts and the reader come from one struct), then
+//! converted into the core's options in one place, where every value is
+//! checked: a wrong type, a getter that throws or a bad value each become an
+//! ERR_INVALID_OPTIONS naming the option, and never a synchronous throw from
+//! transcribe().
 
+use super::fields::{js_read, type_name, Fields, Handle, Result};
 use crate::audio::Input;
 use crate::error::WhisperError;
-use crate::js::error::take_exception;
-use crate::options::{check, EngineOptions, TranscribeOptions};
+use crate::options::{check, BackendKind, BackendOptions, EngineOptions, TranscribeOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
-type Result<T> = std::result::Result<T, WhisperError>;
-
-/// The engine's options (TypeScript view).
-#[allow(dead_code)] // declares index.d.ts's type; values are read by engine_options()
+/// The engine's options.
 #[napi(object, object_from_js = false, object_to_js = false)]
 pub struct PersistentWhisperOptions {
     /// Path of a ggml whisper model, e.g. `ggml-base.en.bin`, or the name of
@@ -99,8 +97,34 @@ pub struct PersistentWhisperOptions {
     pub log_level: Option<String>,
 }
 
-/// transcribe()'s options (TypeScript view).
-#[allow(dead_code)] // declares index.d.ts's type; values are read by transcription()
+js_read!(PersistentWhisperOptions {
+    model_path,
+    model_dir,
+    auto_download,
+    whisper_path,
+    server_path,
+    worker_path,
+    backend,
+    processes,
+    base_port,
+    health_check_interval,
+    pool_size,
+    min_workers,
+    max_workers,
+    idle_timeout,
+    timeout,
+    threads,
+    language,
+    max_queue_size,
+    max_consecutive_failures,
+    max_requests_per_worker,
+    max_duration,
+    max_file_size,
+    extra_args,
+    log_level,
+});
+
+/// transcribe()'s options.
 #[napi(
     object,
     js_name = "TranscribeOptions",
@@ -120,138 +144,27 @@ pub struct TranscribeRequestOptions {
     /// leaves the queue, a running one has its whisper work stopped.
     /// `null` and `undefined` mean no signal.
     #[napi(ts_type = "AbortSignal | null")]
-    pub signal: Option<String>,
+    pub signal: Option<Handle>,
     /// Called with the percent done (rising, ending at 100) before the
     /// Promise settles. Live with backend 'worker'; the others report 100
     /// when whisper is done.
     #[napi(ts_type = "(percent: number) => void")]
-    pub on_progress: Option<String>,
+    pub on_progress: Option<Handle>,
     /// Called with each segment of the result, in order, before the Promise
     /// resolves. Live, as whisper decodes, with backend 'worker'; the others
     /// deliver them when whisper is done.
     #[napi(ts_type = "(segment: TranscriptionSegment) => void")]
-    pub on_segment: Option<String>,
+    pub on_segment: Option<Handle>,
 }
 
-fn type_name(t: ValueType) -> &'static str {
-    match t {
-        ValueType::Undefined => "undefined",
-        ValueType::Null => "null",
-        ValueType::Boolean => "a boolean",
-        ValueType::Number => "a number",
-        ValueType::String => "a string",
-        ValueType::Symbol => "a symbol",
-        ValueType::Object => "an object",
-        ValueType::Function => "a function",
-        ValueType::External => "an external",
-        ValueType::BigInt => "a bigint",
-        _ => "something else",
-    }
-}
-
-/// Reads the properties of one JS object, naming the option in each error.
-struct Fields<'env> {
-    env: &'env Env,
-    object: Object<'env>,
-}
-
-impl<'env> Fields<'env> {
-    /// `value` must be an object; `what` names it in the error.
-    fn of(env: &'env Env, value: Unknown<'env>, what: &str, example: &str) -> Result<Self> {
-        match value.get_type() {
-            Ok(ValueType::Object) => Ok(Fields {
-                env,
-                object: Object::from_raw(env.raw(), value.raw()),
-            }),
-            Ok(t) => Err(WhisperError::invalid(
-                what,
-                format!("must be an object such as {example} (got {})", type_name(t)),
-            )),
-            Err(_) => Err(WhisperError::invalid(what, "must be an object")),
-        }
-    }
-
-    /// The property, None when undefined or null.
-    fn get(&self, name: &str) -> Result<Option<Unknown<'env>>> {
-        match self.object.get_named_property::<Unknown>(name) {
-            Ok(v) => match v.get_type() {
-                Ok(ValueType::Undefined | ValueType::Null) => Ok(None),
-                _ => Ok(Some(v)),
-            },
-            Err(e) => {
-                let thrown = take_exception(self.env).unwrap_or(e.reason);
-                Err(WhisperError::invalid(
-                    name,
-                    format!("reading it threw: {thrown}"),
-                ))
-            }
-        }
-    }
-
-    fn wrong(name: &str, wanted: &str, v: &Unknown) -> WhisperError {
-        let got = v.get_type().map_or("something else", type_name);
-        WhisperError::invalid(
-            name,
-            format!("has the wrong type: must be {wanted} (got {got})"),
-        )
-    }
-
-    fn string(&self, name: &str) -> Result<Option<String>> {
-        let Some(v) = self.get(name)? else {
-            return Ok(None);
-        };
-        if !matches!(v.get_type(), Ok(ValueType::String)) {
-            return Err(Self::wrong(name, "a string", &v));
-        }
-        // SAFETY: a string value of this env.
-        unsafe { String::from_napi_value(self.env.raw(), v.raw()) }
-            .map(Some)
-            .map_err(|e| WhisperError::invalid(name, e.reason))
-    }
-
-    fn number(&self, name: &str) -> Result<Option<f64>> {
-        let Some(v) = self.get(name)? else {
-            return Ok(None);
-        };
-        if !matches!(v.get_type(), Ok(ValueType::Number)) {
-            return Err(Self::wrong(name, "a number", &v));
-        }
-        // SAFETY: a number value of this env.
-        unsafe { f64::from_napi_value(self.env.raw(), v.raw()) }
-            .map(Some)
-            .map_err(|e| WhisperError::invalid(name, e.reason))
-    }
-
-    fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
-        let Some(v) = self.get(name)? else {
-            return Ok(None);
-        };
-        // SAFETY: is_array only inspects the value.
-        let is_array = unsafe { Array::validate(self.env.raw(), v.raw()) }.is_ok();
-        if !is_array {
-            return Err(Self::wrong(name, "an array of strings", &v));
-        }
-        let array = Object::from_raw(self.env.raw(), v.raw());
-        let len: u32 = array
-            .get_named_property("length")
-            .map_err(|e| WhisperError::invalid(name, e.reason))?;
-        (0..len)
-            .map(|i| {
-                let item: Unknown = array.get_element(i).map_err(|_| {
-                    let thrown = take_exception(self.env).unwrap_or_default();
-                    WhisperError::invalid(name, format!("reading item {i} threw: {thrown}"))
-                })?;
-                if !matches!(item.get_type(), Ok(ValueType::String)) {
-                    return Err(Self::wrong(name, "an array of strings", &item));
-                }
-                // SAFETY: a string value of this env.
-                unsafe { String::from_napi_value(self.env.raw(), item.raw()) }
-                    .map_err(|e| WhisperError::invalid(name, e.reason))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-}
+js_read!(TranscribeRequestOptions {
+    language,
+    timeout,
+    priority,
+    signal,
+    on_progress,
+    on_segment,
+});
 
 /// The constructor's options, validated.
 pub fn engine_options(env: &Env, value: Option<Unknown>) -> Result<EngineOptions> {
@@ -263,107 +176,136 @@ pub fn engine_options(env: &Env, value: Option<Unknown>) -> Result<EngineOptions
         ));
     };
     let f = Fields::of(env, value, "options", example)?;
-    let model_path = f.string("modelPath")?.ok_or_else(|| {
-        WhisperError::invalid(
-            "modelPath",
-            "is required: the path of a ggml whisper model such as ggml-base.en.bin",
-        )
-    })?;
-    let mut o = EngineOptions::new(check::path("modelPath", model_path)?);
-    if let Some(s) = f.string("whisperPath")? {
-        o.whisper_path = Some(check::path("whisperPath", s)?);
+    PersistentWhisperOptions::read(&f)?.try_into()
+}
+
+/// A number of milliseconds from `min` up to a day.
+fn ms(option: &str, v: f64, min: u64) -> Result<Duration> {
+    check::integer(option, v, min, crate::options::MAX_TIMEOUT_MS).map(Duration::from_millis)
+}
+
+/// The one conversion from what JavaScript gave to the core's options; the
+/// defaults are EngineOptions::new()'s.
+impl TryFrom<PersistentWhisperOptions> for EngineOptions {
+    type Error = WhisperError;
+
+    fn try_from(js: PersistentWhisperOptions) -> Result<Self> {
+        let mut o = EngineOptions::new(check::path("modelPath", js.model_path.clone())?);
+        pool_size(&js, &mut o)?;
+        if let Some(s) = js.whisper_path {
+            o.whisper_path = Some(check::path("whisperPath", s)?);
+        }
+        let kind = match &js.backend {
+            Some(s) => {
+                o.backend_chosen = true;
+                check::backend(s)?
+            }
+            None => o.backend.kind(),
+        };
+        // Every backend's own options are checked; the chosen one's are kept.
+        let server_path = js
+            .server_path
+            .map(|s| check::path("serverPath", s))
+            .transpose()?;
+        let worker_path = js
+            .worker_path
+            .map(|s| check::path("workerPath", s))
+            .transpose()?;
+        let processes = js
+            .processes
+            .map(|n| check::integer("processes", n, 1, crate::options::MAX_POOL_SIZE))
+            .transpose()?;
+        let base_port = js
+            .base_port
+            .map(|n| check::integer("basePort", n, 1024, 65535))
+            .transpose()?;
+        let health = js
+            .health_check_interval
+            .map(|n| ms("healthCheckInterval", n, 10))
+            .transpose()?;
+        o.backend = match (kind, BackendOptions::default_for(kind)) {
+            (
+                BackendKind::Server,
+                BackendOptions::Server {
+                    health_check_interval,
+                    ..
+                },
+            ) => BackendOptions::Server {
+                path: server_path,
+                base_port: base_port.map(|p| p as u16),
+                health_check_interval: health.unwrap_or(health_check_interval),
+            },
+            (BackendKind::Worker, BackendOptions::Worker { processes: one, .. }) => {
+                BackendOptions::Worker {
+                    path: worker_path,
+                    processes: processes.map_or(one, |n| n as usize),
+                }
+            }
+            (_, default) => default,
+        };
+        if let Some(n) = js.timeout {
+            o.timeout = Some(check::milliseconds("timeout", n)?);
+        }
+        if let Some(n) = js.threads {
+            o.threads = Some(check::integer("threads", n, 1, 1024)? as usize);
+        }
+        if let Some(s) = js.language {
+            o.language = check::language("language", &s)?;
+        }
+        if let Some(n) = js.max_queue_size {
+            o.max_queue_size = check::integer("maxQueueSize", n, 0, 1_000_000)? as usize;
+        }
+        if let Some(n) = js.max_consecutive_failures {
+            o.max_consecutive_failures =
+                check::integer("maxConsecutiveFailures", n, 1, 1000)? as u32;
+        }
+        if let Some(n) = js.max_requests_per_worker {
+            o.max_requests_per_worker = Some(check::integer(
+                "maxRequestsPerWorker",
+                n,
+                1,
+                u32::MAX as u64,
+            )?);
+        }
+        if let Some(n) = js.max_duration {
+            let most = crate::audio::MAX_DURATION.as_millis() as u64;
+            o.limits.max_duration =
+                Duration::from_millis(check::integer("maxDuration", n, 1000, most)?);
+        }
+        if let Some(n) = js.max_file_size {
+            o.limits.max_file_bytes = check::integer("maxFileSize", n, 1, u64::from(u32::MAX) * 4)?;
+        }
+        if let Some(args) = js.extra_args {
+            o.extra_args = args;
+        }
+        if let Some(s) = js.log_level {
+            o.log_level = check::log_level(&s)?;
+        }
+        o.finish()
     }
-    if let Some(s) = f.string("serverPath")? {
-        o.server_path = Some(check::path("serverPath", s)?);
-    }
-    if let Some(s) = f.string("workerPath")? {
-        o.worker_path = Some(check::path("workerPath", s)?);
-    }
-    if let Some(s) = f.string("backend")? {
-        o.backend = check::backend(&s)?;
-        o.backend_chosen = true;
-    }
-    if let Some(n) = f.number("processes")? {
-        o.processes = check::integer("processes", n, 1, crate::options::MAX_POOL_SIZE)? as usize;
-    }
-    if let Some(n) = f.number("basePort")? {
-        o.base_port = Some(check::integer("basePort", n, 1024, 65535)? as u16);
-    }
-    if let Some(n) = f.number("healthCheckInterval")? {
-        o.health_check_interval = Duration::from_millis(check::integer(
-            "healthCheckInterval",
-            n,
-            10,
-            crate::options::MAX_TIMEOUT_MS,
-        )?);
-    }
-    workers(&f, &mut o)?;
-    if let Some(n) = f.number("timeout")? {
-        o.timeout = Some(check::milliseconds("timeout", n)?);
-    }
-    if let Some(n) = f.number("threads")? {
-        o.threads = Some(check::integer("threads", n, 1, 1024)? as usize);
-    }
-    if let Some(s) = f.string("language")? {
-        o.language = check::language("language", &s)?;
-    }
-    if let Some(n) = f.number("maxQueueSize")? {
-        o.max_queue_size = check::integer("maxQueueSize", n, 0, 1_000_000)? as usize;
-    }
-    if let Some(n) = f.number("maxConsecutiveFailures")? {
-        o.max_consecutive_failures = check::integer("maxConsecutiveFailures", n, 1, 1000)? as u32;
-    }
-    if let Some(n) = f.number("maxRequestsPerWorker")? {
-        o.max_requests_per_worker = Some(check::integer(
-            "maxRequestsPerWorker",
-            n,
-            1,
-            u32::MAX as u64,
-        )?);
-    }
-    if let Some(n) = f.number("maxDuration")? {
-        o.limits.max_duration = Duration::from_millis(check::integer(
-            "maxDuration",
-            n,
-            1000,
-            crate::audio::MAX_DURATION.as_millis() as u64,
-        )?);
-    }
-    if let Some(n) = f.number("maxFileSize")? {
-        o.limits.max_file_bytes = check::integer("maxFileSize", n, 1, u64::from(u32::MAX) * 4)?;
-    }
-    if let Some(args) = f.strings("extraArgs")? {
-        o.extra_args = args;
-    }
-    if let Some(s) = f.string("logLevel")? {
-        o.log_level = check::log_level(&s)?;
-    }
-    o.finish()
 }
 
 /// poolSize sets both bounds; minWorkers and maxWorkers set one each (the
 /// other following it), and idleTimeout how soon the pool shrinks.
-fn workers(f: &Fields, o: &mut EngineOptions) -> Result<()> {
-    if let Some(n) = f.number("poolSize")? {
+fn pool_size(js: &PersistentWhisperOptions, o: &mut EngineOptions) -> Result<()> {
+    if let Some(n) = js.pool_size {
         let size = check::pool_size("poolSize", n)?;
         o.min_workers = size;
         o.max_workers = size;
     }
-    let min = f.number("minWorkers")?;
-    let max = f.number("maxWorkers")?;
-    if let Some(n) = max {
+    if let Some(n) = js.max_workers {
         o.max_workers = check::pool_size("maxWorkers", n)?;
-        if min.is_none() && f.get("poolSize")?.is_none() {
+        if js.min_workers.is_none() && js.pool_size.is_none() {
             o.min_workers = 1;
         }
     }
-    if let Some(n) = min {
+    if let Some(n) = js.min_workers {
         o.min_workers = check::integer("minWorkers", n, 0, crate::options::MAX_POOL_SIZE)? as usize;
-        if max.is_none() && f.get("poolSize")?.is_none() {
+        if js.max_workers.is_none() && js.pool_size.is_none() {
             o.max_workers = o.max_workers.max(o.min_workers);
         }
     }
-    if let Some(n) = f.number("idleTimeout")? {
+    if let Some(n) = js.idle_timeout {
         o.idle_timeout = Some(check::milliseconds("idleTimeout", n)?);
     }
     Ok(())
@@ -459,16 +401,7 @@ pub fn transcription<'env>(
         "options",
         "{ language, timeout, priority, signal, onProgress, onSegment }",
     )?;
-    let mut options = TranscribeOptions::default();
-    if let Some(s) = f.string("language")? {
-        options.language = Some(check::language("language", &s)?);
-    }
-    if let Some(n) = f.number("timeout")? {
-        options.timeout = Some(check::milliseconds("timeout", n)?);
-    }
-    if let Some(s) = f.string("priority")? {
-        options.priority = check::priority(&s)?;
-    }
+    let options = TranscribeRequestOptions::read(&f)?.try_into()?;
     let signal = match f.get("signal")? {
         None => None,
         Some(v) => Some(abort_signal(env, v)?),
@@ -488,6 +421,30 @@ pub fn transcription<'env>(
         signal,
         observed,
     })
+}
+
+/// One request's values (its handles, the signal and the callbacks, are
+/// taken by transcription()).
+impl TryFrom<TranscribeRequestOptions> for TranscribeOptions {
+    type Error = WhisperError;
+
+    fn try_from(js: TranscribeRequestOptions) -> Result<Self> {
+        Ok(TranscribeOptions {
+            language: js
+                .language
+                .map(|s| check::language("language", &s))
+                .transpose()?,
+            timeout: js
+                .timeout
+                .map(|n| check::milliseconds("timeout", n))
+                .transpose()?,
+            priority: js
+                .priority
+                .map(|s| check::priority(&s))
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// An AbortSignal: an object with `aborted` and the listener methods.

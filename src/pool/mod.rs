@@ -5,67 +5,44 @@
 //!
 //! All bookkeeping happens under one short, synchronous lock (state.rs);
 //! whisper runs in tokio tasks outside it. Every job's reply is sent exactly
-//! once.
+//! once. The code, by what it does (each file an `impl Shared` of its own):
+//!
+//! - admission.rs: a job joins the queue, or is answered at once;
+//! - dispatch.rs: queued jobs meet ready workers, threads are shared out,
+//!   and a job runs;
+//! - settle.rs: a job's reply, statistics and event, its worker's fate,
+//!   and the poison rule for jobs whose process died under them;
+//! - lifecycle.rs: workers start, are watched, leave and are replaced; the
+//!   pool restarts and shuts down;
+//! - record.rs: one pool worker's record, which owns its whole state;
+//! - state.rs: the bookkeeping under the lock; status.rs: snapshots;
+//!   latency.rs: percentiles; config.rs: the pool's settings and a job.
 
+mod admission;
+mod config;
 mod dispatch;
 mod latency;
+mod lifecycle;
+mod record;
+mod settle;
 mod state;
 mod status;
-mod worker;
-mod workers;
 
+pub use config::{Job, PoolConfig, Reply, TranscriptionResult};
 pub use latency::{percentile, Percentiles, WINDOW as LATENCY_WINDOW};
+pub use record::{Retirement, WorkerState, WorkerStatus};
 pub use status::{PoolStats, ProcessingRequest, QueueStatus, QueuedRequest};
-pub use worker::{Retirement, WorkerState, WorkerStatus};
 
-use crate::backend::{BackendFactory, Request};
+use crate::backend::BackendFactory;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::WhisperError;
 use crate::events::{Event, EventSink};
 use crate::log::Logger;
 use crate::notify::Changed;
-use crate::options::Priority;
-use crate::transcript::Transcript;
-use state::{PoolState, Queued};
+use state::PoolState;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-use tokio::sync::oneshot;
-
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    pub min_workers: usize,
-    pub max_workers: usize,
-    /// A worker above `min_workers` idle this long leaves. None: never.
-    pub idle_timeout: Option<Duration>,
-    pub max_queue_size: usize,
-    pub max_consecutive_failures: u32,
-    /// How often an idle persistent worker's health is checked.
-    pub health_interval: Duration,
-    /// Replace a worker after it has served this many requests.
-    pub max_requests_per_worker: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TranscriptionResult {
-    pub transcript: Transcript,
-    pub request_id: String,
-    pub worker_id: String,
-    pub queue_time: Duration,
-    pub processing_time: Duration,
-}
-
-pub type Reply = Result<TranscriptionResult, WhisperError>;
-
-/// A request for the pool: what to run, how urgently, for how long at most.
-pub struct Job {
-    pub request: Request,
-    pub priority: Priority,
-    pub timeout: Duration,
-    /// Cancels the job: queued or running. Aborting fires it too.
-    pub cancel: CancelToken,
-    pub reply: oneshot::Sender<Reply>,
-}
+use tokio::sync::watch;
 
 pub(crate) struct Shared {
     state: Mutex<PoolState>,
@@ -81,6 +58,8 @@ pub(crate) struct Shared {
     changed: Changed,
     /// Cancelled by shutdown(): ends worker starts at once.
     stopping: CancelToken,
+    /// The starts of the first workers, for ready().
+    first_starts: Mutex<Vec<watch::Receiver<record::Started>>>,
 }
 
 #[derive(Clone)]
@@ -120,28 +99,37 @@ impl Pool {
             tasks: AtomicUsize::new(0),
             changed: Changed::default(),
             stopping: CancelToken::default(),
+            first_starts: Mutex::default(),
             config,
         });
-        let ids: Vec<String> = {
+        {
             let mut state = shared.lock();
-            (0..shared.config.min_workers)
-                .map(|_| shared.add_worker(&mut state, worker::Attempts::Once))
-                .collect()
-        };
-        shared
-            .log
-            .info(format_args!("starting {} workers", ids.len()));
+            let ids: Vec<String> = (0..shared.config.min_workers)
+                .map(|_| shared.add_worker(&mut state, record::Attempts::Once))
+                .collect();
+            // Under the same lock: no start can end before it is awaited.
+            *shared
+                .first_starts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = shared.starts(&state, &ids);
+            shared
+                .log
+                .info(format_args!("starting {} workers", ids.len()));
+        }
         Pool { shared }
     }
 
     /// Resolves when every worker that is starting now has started, or with
     /// the first start failure.
     pub async fn ready(&self) -> Result<(), WhisperError> {
-        let ids: Vec<String> = {
-            let state = self.shared.lock();
-            state.workers.iter().map(|w| w.id.clone()).collect()
-        };
-        self.shared.wait_started(&ids).await
+        let starts = std::mem::take(
+            &mut *self
+                .shared
+                .first_starts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        Shared::wait_started(starts).await
     }
 
     /// Queues a request. Its reply comes through `job.reply`, exactly once,
@@ -188,7 +176,7 @@ impl Pool {
                 !state.workers.iter().any(|w| old.contains(&w.id))
             })
             .await;
-        shared.wait_started(&new).await
+        Shared::wait_started(new).await
     }
 
     /// shutdown() for a pool whose owner is gone: runs on the pool's runtime.
@@ -212,7 +200,7 @@ impl Pool {
     }
 
     pub fn queue_status(&self) -> QueueStatus {
-        status::queue(&self.shared, &self.shared.lock())
+        status::queue(&self.shared.config, &self.shared.lock())
     }
 
     /// The changes to whisper.cpp its workers' program was built with, where
@@ -226,38 +214,6 @@ impl Pool {
     }
 
     pub fn stats(&self) -> PoolStats {
-        status::stats(&self.shared, &self.shared.lock())
-    }
-}
-
-impl Shared {
-    /// A job that never ran: its reply, its count and its event.
-    fn settle_unrun(&self, queued: Queued, error: WhisperError) {
-        {
-            let mut state = self.lock();
-            match error {
-                WhisperError::Aborted { .. } => state.totals.aborted += 1,
-                _ => state.totals.failed += 1,
-            }
-            self.emit(Event::RequestFailed {
-                request_id: queued.job.request.id.clone(),
-                worker_id: None,
-                error: error.clone(),
-            });
-        }
-        let _ = queued.job.reply.send(Err(error));
-    }
-}
-
-/// Why a running request stopped early, as its error.
-fn cancelled_error(reason: CancelReason, path: String, timeout: Duration) -> Option<WhisperError> {
-    match reason {
-        CancelReason::Timeout => Some(WhisperError::Timeout {
-            path,
-            timeout_ms: timeout.as_millis() as u64,
-        }),
-        CancelReason::Aborted => Some(WhisperError::Aborted { path }),
-        CancelReason::Shutdown => Some(WhisperError::shutdown()),
-        CancelReason::Restart => None,
+        status::stats(&self.shared.config, &self.shared.lock())
     }
 }

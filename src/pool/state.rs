@@ -1,11 +1,9 @@
 //! The pool's bookkeeping, kept under one lock: the workers, the queue, the
-//! totals. Admission of a job happens here too.
+//! totals.
 
+use super::config::Job;
 use super::latency::LatencyWindow;
-use super::worker::WorkerRecord;
-use super::{Job, Shared};
-use crate::error::WhisperError;
-use crate::events::Event;
+use super::record::WorkerRecord;
 use crate::options::Priority;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -55,8 +53,6 @@ pub(super) struct PoolState {
     pub totals: Totals,
     pub window: LatencyWindow,
     pub last_error: Option<String>,
-    /// Start failures, by worker id, for whoever waits for those workers.
-    pub start_failures: Vec<(String, WhisperError)>,
     /// `drain` was announced and no work came since.
     pub drained: bool,
     /// Replacements that failed in a row: the pool tries again later, each
@@ -75,7 +71,6 @@ impl Default for PoolState {
             totals: Totals::default(),
             window: LatencyWindow::default(),
             last_error: None,
-            start_failures: Vec::new(),
             drained: true,
             failed_restores: 0,
         }
@@ -104,7 +99,7 @@ impl PoolState {
     pub fn starting(&self) -> usize {
         self.workers
             .iter()
-            .filter(|w| matches!(w.phase, super::worker::Phase::Starting))
+            .filter(|w| matches!(w.phase, super::record::Phase::Starting))
             .count()
     }
 
@@ -137,62 +132,5 @@ impl PoolState {
             .filter_map(|w| w.busy())
             .map(|b| b.threads)
             .sum()
-    }
-}
-
-impl Shared {
-    /// Admits a job to the queue, or replies to it at once: aborted already,
-    /// shutting down, or the queue is full.
-    pub(super) fn admit(&self, state: &mut PoolState, job: Job) {
-        state.totals.submitted += 1;
-        let path = job.request.audio.describe();
-        let refused = if job.cancel.is_cancelled() {
-            state.totals.aborted += 1;
-            Some(WhisperError::Aborted { path: path.clone() })
-        } else if !state.accepting {
-            state.totals.failed += 1;
-            Some(WhisperError::shutdown())
-        } else if state.queue.len() >= self.config.max_queue_size && !self.has_room(state) {
-            state.totals.failed += 1;
-            self.emit(Event::QueueFull {
-                request_id: job.request.id.clone(),
-                max_queue_size: self.config.max_queue_size,
-            });
-            Some(WhisperError::QueueFull {
-                max: self.config.max_queue_size,
-            })
-        } else {
-            None
-        };
-        if let Some(error) = refused {
-            self.emit(Event::RequestFailed {
-                request_id: job.request.id.clone(),
-                worker_id: None,
-                error: error.clone(),
-            });
-            let _ = job.reply.send(Err(error));
-            return;
-        }
-        self.log
-            .debug(format_args!("queued {} ({path})", job.request.id));
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.drained = false;
-        state.enqueue(Queued {
-            job,
-            seq,
-            enqueued_at: Instant::now(),
-            not_started: 0,
-            losses: 0,
-            suspect: false,
-        });
-    }
-
-    /// A worker can take a job now without waiting: one is ready, or the
-    /// pool may add one that needs no process start.
-    fn has_room(&self, state: &PoolState) -> bool {
-        let ready = state.workers.iter().any(|w| w.is_ready());
-        let can_grow = state.workers.len() < self.config.max_workers && !self.factory.persistent;
-        ready || can_grow
     }
 }

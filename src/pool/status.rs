@@ -1,8 +1,8 @@
 //! Snapshots of the pool for getStatus(), getQueueStatus() and getWorkerStatuses().
 
+use super::config::PoolConfig;
 use super::latency::Percentiles;
 use super::state::PoolState;
-use super::Shared;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,11 +73,11 @@ fn average(total: Duration, count: u64) -> f64 {
     }
 }
 
-pub(super) fn queue(shared: &Shared, state: &PoolState) -> QueueStatus {
+pub(super) fn queue(config: &PoolConfig, state: &PoolState) -> QueueStatus {
     let now = Instant::now();
     QueueStatus {
         queue_length: state.queue.len(),
-        max_queue_size: shared.config.max_queue_size,
+        max_queue_size: config.max_queue_size,
         queued_requests: state
             .queue
             .iter()
@@ -102,14 +102,14 @@ pub(super) fn queue(shared: &Shared, state: &PoolState) -> QueueStatus {
     }
 }
 
-pub(super) fn stats(shared: &Shared, state: &PoolState) -> PoolStats {
+pub(super) fn stats(config: &PoolConfig, state: &PoolState) -> PoolStats {
     let total = state.workers.len();
     let busy = state.busy();
     let t = &state.totals;
     PoolStats {
         total_workers: total,
-        min_workers: shared.config.min_workers,
-        max_workers: shared.config.max_workers,
+        min_workers: config.min_workers,
+        max_workers: config.max_workers,
         available_workers: state.workers.iter().filter(|w| w.is_ready()).count(),
         busy_workers: busy,
         loaded_workers: state

@@ -6,9 +6,10 @@
 use persistent_whisper::engine::{Engine, Submitted};
 use persistent_whisper::error::WhisperError;
 use persistent_whisper::events;
-use persistent_whisper::options::{BackendKind, EngineOptions, TranscribeOptions};
+use persistent_whisper::options::{BackendOptions, EngineOptions, TranscribeOptions};
 use persistent_whisper::pool::Reply;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const FAKE_WHISPER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -69,8 +70,11 @@ impl Scratch {
     /// Options for the server backend, with the fake whisper-server.
     pub fn server_options(&self, pool_size: usize) -> EngineOptions {
         EngineOptions {
-            backend: BackendKind::Server,
-            server_path: Some(FAKE_SERVER.into()),
+            backend: BackendOptions::Server {
+                path: Some(FAKE_SERVER.into()),
+                base_port: None,
+                health_check_interval: Duration::from_secs(5),
+            },
             ..self.options(pool_size)
         }
     }
@@ -78,10 +82,16 @@ impl Scratch {
     /// Options for the worker backend, with the fake worker program: one
     /// process per slot, so that a fault in one leaves the others serving.
     pub fn worker_options(&self, pool_size: usize) -> EngineOptions {
+        self.worker_processes(pool_size, pool_size)
+    }
+
+    /// The worker backend with the fake worker program, its slots over `processes`.
+    pub fn worker_processes(&self, pool_size: usize, processes: usize) -> EngineOptions {
         EngineOptions {
-            backend: BackendKind::Worker,
-            worker_path: Some(FAKE_WORKER.into()),
-            processes: pool_size,
+            backend: BackendOptions::Worker {
+                path: Some(FAKE_WORKER.into()),
+                processes,
+            },
             ..self.options(pool_size)
         }
     }
@@ -98,7 +108,7 @@ impl Scratch {
 
     pub fn options(&self, pool_size: usize) -> EngineOptions {
         EngineOptions {
-            backend: BackendKind::Cli,
+            backend: BackendOptions::Cli,
             backend_chosen: true,
             whisper_path: Some(FAKE_WHISPER.into()),
             log_level: persistent_whisper::log::LogLevel::Silent,

@@ -15,8 +15,8 @@ mod process;
 
 pub use ports::Ports;
 
+use super::request::{Loss, LossCause, Request, Unfinished};
 use super::verdict;
-use super::{Loss, LossCause, Request, Unfinished};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::decoding::ExtraArgs;
 use crate::error::{display_path, WhisperError};

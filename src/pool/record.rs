@@ -1,7 +1,9 @@
-//! One record per worker: its phase (which also holds its current request),
-//! its statistics, its backend. The public state (idle, processing,
-//! completed, failed, terminated) is derived from the record, never stored
-//! beside it.
+//! One record per pool worker, which owns its whole state: its phase (which
+//! also holds its current request and that request's process), its
+//! statistics, its backend, its health checks in a row, its idle timer, and
+//! the outcome of its start for whoever awaits it. The public state (idle,
+//! processing, completed, failed, terminated) is derived from the record,
+//! never stored beside it.
 
 use crate::backend::Backend;
 use crate::cancel::CancelToken;
@@ -9,6 +11,11 @@ use crate::error::WhisperError;
 use crate::log::Logger;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+/// How a worker's start ended: None while it starts.
+pub(super) type Started = Option<Result<(), WhisperError>>;
 
 /// Why a worker leaves the pool; the first reason given sticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +75,8 @@ pub(super) struct Busy {
     pub retire: Option<Retirement>,
     /// It runs alone in its process (a suspect after a crash).
     pub alone: bool,
+    /// The process serving it, when it has one of its own (whisper-cli).
+    pub pid: Option<u32>,
 }
 
 pub(super) enum Phase {
@@ -106,14 +115,16 @@ pub(super) struct WorkerRecord {
     pub stats: WorkerStats,
     pub backend: Arc<Backend>,
     pub log: Logger,
-    /// The process serving it: per request (cli) or for its lifetime (server).
-    pub pid: Option<u32>,
     /// Cancelled when it leaves the pool; ends its monitor.
     pub gone: CancelToken,
     /// Since when it has been ready without work: least recently used goes first.
     pub idle_since: Instant,
-    /// Counts the times it became idle, so an idle timer knows it is still the same idleness.
-    pub idle_round: u64,
+    /// Retires it when it has been idle too long; disarmed when it takes work.
+    idle_timer: Option<AbortHandle>,
+    /// Health checks failed in a row while idle.
+    pub health_failures: u32,
+    /// How its start ended, for whoever awaits it.
+    started: watch::Sender<Started>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +164,12 @@ pub struct WorkerStatus {
     pub model_loaded: bool,
 }
 
+impl Drop for WorkerRecord {
+    fn drop(&mut self) {
+        self.disarm_idle_timer();
+    }
+}
+
 impl WorkerRecord {
     pub fn new(id: String, backend: Arc<Backend>, log: Logger) -> Self {
         let phase = if backend.is_persistent() {
@@ -167,10 +184,41 @@ impl WorkerRecord {
             stats: WorkerStats::default(),
             backend,
             log,
-            pid: None,
             gone: CancelToken::default(),
             idle_since: Instant::now(),
-            idle_round: 0,
+            idle_timer: None,
+            health_failures: 0,
+            started: watch::channel(None).0,
+        }
+    }
+
+    /// The process serving it: its request's (whisper-cli), or its own for
+    /// its lifetime (a server, a worker program's process).
+    pub fn pid(&self) -> Option<u32> {
+        self.busy()
+            .and_then(|b| b.pid)
+            .or_else(|| self.backend.pid())
+    }
+
+    /// Resolves with how its start ends (Ok if it left before it did).
+    pub fn started(&self) -> watch::Receiver<Started> {
+        self.started.subscribe()
+    }
+
+    /// Its start ended: tells whoever awaits it.
+    pub fn start_ended(&mut self, result: Result<(), WhisperError>) {
+        self.started.send_replace(Some(result));
+    }
+
+    /// Arms the timer that retires it if it stays idle (replacing any).
+    pub fn arm_idle_timer(&mut self, timer: AbortHandle) {
+        self.disarm_idle_timer();
+        self.idle_timer = Some(timer);
+    }
+
+    fn disarm_idle_timer(&mut self) {
+        if let Some(timer) = self.idle_timer.take() {
+            timer.abort();
         }
     }
 
@@ -205,6 +253,7 @@ impl WorkerRecord {
     /// Starts serving a request.
     pub fn begin(&mut self, busy: Busy) {
         debug_assert!(self.is_ready());
+        self.disarm_idle_timer();
         self.stats.served += 1;
         self.phase = Phase::Busy(busy);
     }
@@ -216,7 +265,6 @@ impl WorkerRecord {
             _ => None,
         };
         self.idle_since = Instant::now();
-        self.idle_round += 1;
         retire
     }
 
@@ -268,7 +316,11 @@ impl WorkerRecord {
 
     pub fn terminate(&mut self) {
         self.phase = Phase::Terminated;
-        self.pid = None;
+        self.disarm_idle_timer();
+        // A start that had not ended is no failure: it was ended.
+        if self.started.borrow().is_none() {
+            self.start_ended(Ok(()));
+        }
         self.gone.cancel(crate::cancel::CancelReason::Shutdown);
     }
 
@@ -277,7 +329,10 @@ impl WorkerRecord {
         WorkerStatus {
             id: self.id.clone(),
             state: self.state(),
-            pid: self.pid,
+            pid: match self.phase {
+                Phase::Terminated => None,
+                _ => self.pid(),
+            },
             requests_processed: s.processed,
             requests_failed: s.failed,
             consecutive_failures: s.consecutive_failures,

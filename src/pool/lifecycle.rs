@@ -2,8 +2,8 @@
 //! (persistent backends), watched (their process exiting, failing health
 //! checks), retired (failure, recycling, idleness, restart), and stopped.
 
+use super::record::{Attempts, Phase, Retirement, Started, WorkerRecord};
 use super::state::PoolState;
-use super::worker::{Attempts, Phase, Retirement, WorkerRecord};
 use super::Shared;
 use crate::backend::Backend;
 use crate::cancel::CancelReason;
@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Health checks that fail in a row before an idle server counts as hung.
 const UNHEALTHY_AFTER: u32 = 3;
@@ -59,8 +60,11 @@ impl Shared {
         let backend = Arc::new(self.factory.make());
         let log = self.base_log.named(&format!("ProcessWorker:{id}"));
         log.debug(format_args!("created"));
-        let record = WorkerRecord::new(id.clone(), backend.clone(), log);
+        let mut record = WorkerRecord::new(id.clone(), backend.clone(), log);
         let persistent = backend.is_persistent();
+        if !persistent {
+            record.start_ended(Ok(()));
+        }
         state.workers.push(record);
         if persistent {
             let (shared, worker) = (self.clone(), id.clone());
@@ -123,7 +127,7 @@ impl Shared {
                 state.failed_restores = 0;
                 let worker = state.worker_mut(id).expect("checked");
                 worker.phase = Phase::Ready;
-                worker.pid = backend.pid();
+                worker.start_ended(Ok(()));
                 worker.log.info(format_args!(
                     "ready: {} pid {} has the model loaded",
                     backend.program(),
@@ -141,8 +145,10 @@ impl Shared {
             // Removed or shutting down while it started: it is not needed.
             Ok(()) => (Vec::new(), true),
             Err(e) => {
+                if let Some(w) = state.worker_mut(id) {
+                    w.start_ended(Err(e.clone()));
+                }
                 state.workers.retain(|w| w.id != id);
-                state.start_failures.push((id.to_owned(), e.clone()));
                 if !accepting {
                     return (Vec::new(), false);
                 }
@@ -173,29 +179,34 @@ impl Shared {
         }
     }
 
-    /// Resolves when none of `ids` is starting any more; with the first of
-    /// their start failures, if any.
-    pub(super) async fn wait_started(&self, ids: &[String]) -> Result<(), WhisperError> {
-        self.changed
-            .wait_until(|| {
-                let state = self.lock();
-                !state
-                    .workers
-                    .iter()
-                    .any(|w| ids.contains(&w.id) && matches!(w.phase, Phase::Starting))
-            })
-            .await;
-        let mut state = self.lock();
-        let failure = state
-            .start_failures
+    /// How the starts of the workers `ids` end: await them with wait_started().
+    pub(super) fn starts(
+        &self,
+        state: &PoolState,
+        ids: &[String],
+    ) -> Vec<watch::Receiver<Started>> {
+        state
+            .workers
             .iter()
-            .find(|(id, _)| ids.contains(id))
-            .map(|(_, e)| e.clone());
-        state.start_failures.retain(|(id, _)| !ids.contains(id));
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
+            .filter(|w| ids.contains(&w.id))
+            .map(WorkerRecord::started)
+            .collect()
+    }
+
+    /// Resolves when every one of these starts has ended; with the first
+    /// failure, if any. A worker that left before its start ended is no failure.
+    pub(super) async fn wait_started(
+        starts: Vec<watch::Receiver<Started>>,
+    ) -> Result<(), WhisperError> {
+        let mut first = Ok(());
+        for mut start in starts {
+            if let Ok(ended) = start.wait_for(Option::is_some).await {
+                if let (Ok(()), Some(Err(e))) = (&first, ended.clone()) {
+                    first = Err(e);
+                }
+            }
         }
+        first
     }
 
     /// Watches a ready persistent worker: its process exiting (or being
@@ -209,7 +220,6 @@ impl Shared {
         let shared = self.clone();
         let interval = self.config.health_interval;
         self.runtime.spawn(async move {
-            let mut failures = 0;
             let reason = loop {
                 tokio::select! {
                     _ = gone.cancelled() => return,
@@ -217,13 +227,11 @@ impl Shared {
                     _ = tokio::time::sleep(interval) => {}
                 }
                 // A busy server is watched by its request's timeout instead.
-                if shared.is_busy(&id) || backend.health_check().await {
-                    failures = 0;
-                    continue;
-                }
-                failures += 1;
-                if failures >= UNHEALTHY_AFTER {
-                    break format!("whisper-server failed {failures} health checks in a row");
+                let healthy = shared.is_busy(&id) || backend.health_check().await;
+                if let Some(failures) = shared.count_health(&id, healthy) {
+                    if failures >= UNHEALTHY_AFTER {
+                        break format!("whisper-server failed {failures} health checks in a row");
+                    }
                 }
             };
             shared.retire_idle(&id, &reason);
@@ -234,6 +242,18 @@ impl Shared {
         self.lock()
             .worker_mut(id)
             .is_some_and(|w| w.busy().is_some())
+    }
+
+    /// Records a health check in the worker's record; its failures in a row.
+    fn count_health(&self, id: &str, healthy: bool) -> Option<u32> {
+        let mut state = self.lock();
+        let worker = state.worker_mut(id)?;
+        worker.health_failures = if healthy {
+            0
+        } else {
+            worker.health_failures + 1
+        };
+        Some(worker.health_failures)
     }
 
     /// Replaces an idle worker whose process died or hung. A busy one is left
@@ -317,38 +337,31 @@ impl Shared {
         });
     }
 
-    /// After `idle_timeout`, retires the worker if it is still idle since now
-    /// and the pool is above `min_workers`.
-    pub(super) fn schedule_idle_check(self: &Arc<Self>, state: &PoolState, id: &str) {
+    /// Arms the worker's idle timer: after `idle_timeout` of idleness it
+    /// leaves, if the pool is above `min_workers`. Taking work disarms it.
+    pub(super) fn schedule_idle_check(self: &Arc<Self>, state: &mut PoolState, id: &str) {
         let Some(timeout) = self.config.idle_timeout else {
             return;
         };
-        let Some(round) = state
-            .workers
-            .iter()
-            .find(|w| w.id == id)
-            .map(|w| w.idle_round)
-        else {
+        let Some(worker) = state.worker_mut(id) else {
             return;
         };
         let (shared, id) = (self.clone(), id.to_owned());
-        self.runtime.spawn(async move {
+        let timer = self.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
             let mut state = shared.lock();
-            let still_idle = state
-                .workers
-                .iter()
-                .any(|w| w.id == id && w.is_ready() && w.idle_round == round);
+            let still_idle = state.workers.iter().any(|w| w.id == id && w.is_ready());
             if still_idle && state.accepting && state.workers.len() > shared.config.min_workers {
                 shared.remove(&mut state, &id, Retirement::Idle);
             }
         });
+        worker.arm_idle_timer(timer.abort_handle());
     }
 
     /// Retires every worker: idle ones now, busy ones once their request is
-    /// sent back to the queue. Adds as many fresh ones. Returns the old and
-    /// the new workers' ids.
-    pub(super) fn begin_restart(self: &Arc<Self>) -> (Vec<String>, Vec<String>) {
+    /// sent back to the queue. Adds as many fresh ones. Returns the old
+    /// workers' ids and the new ones' starts.
+    pub(super) fn begin_restart(self: &Arc<Self>) -> (Vec<String>, Vec<watch::Receiver<Started>>) {
         let assignments;
         let ids = {
             let mut state = self.lock();
@@ -370,8 +383,10 @@ impl Shared {
             let new: Vec<String> = (0..size)
                 .map(|_| self.add_worker(&mut state, Attempts::Once))
                 .collect();
+            // Under the same lock: no start can end before it is awaited.
+            let starts = self.starts(&state, &new);
             assignments = self.dispatch(&mut state);
-            (old, new)
+            (old, starts)
         };
         self.spawn_all(assignments);
         ids

@@ -8,21 +8,21 @@
 
 mod process;
 
+use super::request::{Loss, Request, Unfinished};
 use super::verdict;
-use super::{Loss, Request, Unfinished};
 use crate::audio::{Limits, Source};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::decoding::ExtraArgs;
 use crate::error::{display_path, WhisperError};
 use persistent_whisper_protocol::{Audio, Failure, Params};
-use process::{Ended, WorkerProcess};
+use process::{Ended, ProgramProcess};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug)]
-pub struct WorkerConfig {
+pub struct ProgramConfig {
     pub program: PathBuf,
     pub model: PathBuf,
     pub model_bytes: u64,
@@ -36,7 +36,7 @@ pub struct WorkerConfig {
     pub slots_per_process: usize,
 }
 
-impl WorkerConfig {
+impl ProgramConfig {
     /// Loading takes longer for bigger models: 30 s plus 1 s per 50 MB.
     fn start_timeout(&self) -> Duration {
         Duration::from_secs(30 + self.model_bytes / 50_000_000)
@@ -62,7 +62,7 @@ impl WorkerConfig {
 #[derive(Default)]
 struct Seat {
     slots: usize,
-    process: Option<Arc<WorkerProcess>>,
+    process: Option<Arc<ProgramProcess>>,
 }
 
 /// The worker processes of one generation of the pool (restart() starts
@@ -70,7 +70,7 @@ struct Seat {
 pub struct Processes {
     /// Tells generations apart (a process's key is this and its index).
     id: u64,
-    config: Arc<WorkerConfig>,
+    config: Arc<ProgramConfig>,
     seats: Vec<tokio::sync::Mutex<Seat>>,
     /// Slots per process, for choosing the least-loaded one without waiting
     /// for a start under way.
@@ -78,7 +78,7 @@ pub struct Processes {
 }
 
 impl Processes {
-    pub fn new(config: Arc<WorkerConfig>) -> Arc<Self> {
+    pub fn new(config: Arc<ProgramConfig>) -> Arc<Self> {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = config.processes.max(1);
         Arc::new(Processes {
@@ -97,7 +97,7 @@ impl Processes {
     async fn take_slot(
         &self,
         stop: &CancelToken,
-    ) -> Result<(usize, Arc<WorkerProcess>), WhisperError> {
+    ) -> Result<(usize, Arc<ProgramProcess>), WhisperError> {
         let index = {
             let mut load = self.load();
             let index = (0..load.len()).min_by_key(|&i| load[i]).unwrap_or(0);
@@ -110,7 +110,7 @@ impl Processes {
             return Ok((index, p.clone()));
         }
         // Its process died: the slots that were on it are being replaced too.
-        match WorkerProcess::start(&self.config, stop).await {
+        match ProgramProcess::start(&self.config, stop).await {
             Ok(p) => {
                 seat.process = Some(p.clone());
                 Ok((index, p))
@@ -150,20 +150,20 @@ impl Processes {
 /// Where a slot sits.
 struct Place {
     index: usize,
-    process: Arc<WorkerProcess>,
+    process: Arc<ProgramProcess>,
     /// Still counted in its process's load.
     loaded: bool,
 }
 
 /// One decode slot: a share of one worker process.
-pub struct WorkerSlot {
+pub struct ProgramSlot {
     processes: Arc<Processes>,
     place: Mutex<Option<Place>>,
 }
 
-impl WorkerSlot {
+impl ProgramSlot {
     pub fn new(processes: Arc<Processes>) -> Self {
-        WorkerSlot {
+        ProgramSlot {
             processes,
             place: Mutex::new(None),
         }
@@ -173,7 +173,7 @@ impl WorkerSlot {
         self.place.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn process(&self) -> Option<Arc<WorkerProcess>> {
+    fn process(&self) -> Option<Arc<ProgramProcess>> {
         self.place().as_ref().map(|p| p.process.clone())
     }
 

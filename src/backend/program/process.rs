@@ -4,8 +4,8 @@
 //! explain a failure, its exit watched. Closing its stdin is how it is asked
 //! to exit; a process that does not is killed.
 
-use super::WorkerConfig;
-use crate::backend::LossCause;
+use super::super::request::LossCause;
+use super::ProgramConfig;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::error::{display_path, WhisperError};
 use crate::locate;
@@ -51,7 +51,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub struct WorkerProcess {
+pub struct ProgramProcess {
     pub pid: u32,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     pending: PendingMap,
@@ -69,20 +69,20 @@ pub struct WorkerProcess {
 }
 
 /// What a start may end in, besides a process.
-fn start_failure(config: &WorkerConfig, detail: String) -> WhisperError {
+fn start_failure(config: &ProgramConfig, detail: String) -> WhisperError {
     WhisperError::WhisperFailed {
         path: display_path(&config.program),
         detail,
     }
 }
 
-impl WorkerProcess {
+impl ProgramProcess {
     /// Starts the worker program and returns once it has loaded the model.
     /// `stop` ends a start under way, and its process, at once.
     pub async fn start(
-        config: &WorkerConfig,
+        config: &ProgramConfig,
         stop: &CancelToken,
-    ) -> Result<Arc<WorkerProcess>, WhisperError> {
+    ) -> Result<Arc<ProgramProcess>, WhisperError> {
         let mut cmd = process::command_ending_with_stdin(&config.program);
         cmd.arg("--model")
             .arg(&config.model)
@@ -182,7 +182,7 @@ impl WorkerProcess {
             stderr.clone(),
             killed_by_engine.clone(),
         ));
-        Ok(Arc::new(WorkerProcess {
+        Ok(Arc::new(ProgramProcess {
             pid,
             stdin: tokio::sync::Mutex::new(stdin),
             pending,
