@@ -261,6 +261,14 @@ pub fn open(path: &Path) -> Result<(File, Metadata)> {
                 path: display_path(path),
             })
         }
+        // Windows refuses to open a folder as a file ("access denied"): say what it is.
+        #[cfg(windows)]
+        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) => {
+            return Err(unreadable(
+                path,
+                "it is a directory; pass the path of an audio file",
+            ))
+        }
         Err(e) => return Err(unreadable(path, format!("it cannot be opened: {e}"))),
     };
     // The opened file, not the path: what is read is what was checked.

@@ -3,6 +3,7 @@
 use super::request::{Loss, LossCause, PidReporter, Request, Unfinished};
 use super::verdict;
 use crate::cancel::CancelReason;
+use crate::decoding::ExtraArgs;
 use crate::error::WhisperError;
 use crate::locate;
 use crate::process::{self, Output, TERMINATE_GRACE};
@@ -17,8 +18,8 @@ use tokio::io::AsyncWriteExt;
 pub struct CliBackend {
     pub program: PathBuf,
     pub model: PathBuf,
-    /// `extraArgs` as whisper-cli flags (decoding.rs).
-    pub args: Vec<String>,
+    /// `extraArgs` (decoding.rs); a request may bring its own decoding.
+    pub extra: ExtraArgs,
 }
 
 impl CliBackend {
@@ -43,7 +44,8 @@ impl CliBackend {
             "-of".into(),
             "-".into(),
         ];
-        args.extend(self.args.iter().map(OsString::from));
+        let extra = self.extra.with_decoding(request.decoding.as_deref());
+        args.extend(extra.cli_args().into_iter().map(OsString::from));
         args
     }
 
@@ -67,17 +69,31 @@ impl CliBackend {
         }
         let memory = request.audio.file_bytes();
         let mut command = process::command(&self.program);
-        if memory.is_some() {
+        #[allow(unused_mut)]
+        let mut args = self.args(request);
+        #[cfg(windows)]
+        let (mut json_pipe, narrow_file) =
+            windows::prepare(&mut args, request).map_err(|detail| WhisperError::WhisperFailed {
+                path: what.clone(),
+                detail,
+            })?;
+        #[cfg(not(windows))]
+        let narrow_file: Option<PathBuf> = None;
+        if memory.is_some() || narrow_file.is_some() {
             command.stdin(std::process::Stdio::piped());
         }
-        let mut child = process::spawn(command.args(self.args(request)))
+        #[cfg(windows)]
+        let json = json_pipe.read();
+        let mut child = process::spawn(command.args(args))
             .map_err(|e| locate::not_found(&locate::WHISPER_CLI, &self.program, e.to_string()))?;
         report_pid(child.id());
-        let feed = feed_stdin(child.stdin.take(), memory);
+        let feed = feed_stdin(child.stdin.take(), memory, narrow_file);
         let finished = tokio::select! {
             (output, ()) = async { tokio::join!(process::collect(&mut child), feed) } => Ok(output),
             reason = cancel => Err(reason),
         };
+        #[cfg(windows)]
+        let finished = windows::json_as_stdout(finished, &json_pipe, json).await;
         let result = match finished {
             Ok(Ok(output)) => self.verdict(request, output),
             Ok(Err(io)) => {
@@ -153,12 +169,83 @@ impl CliBackend {
     }
 }
 
-/// Writes audio from memory to whisper-cli's stdin and closes it. A
-/// whisper-cli that stops reading (it failed) makes the write fail: its
-/// verdict says why, so the write error is not one.
-async fn feed_stdin(stdin: Option<tokio::process::ChildStdin>, bytes: Option<Arc<[u8]>>) {
+/// Writes audio from memory (or, on Windows, a file whisper-cli cannot open
+/// by name) to whisper-cli's stdin and closes it. A whisper-cli that stops
+/// reading (it failed) makes the write fail: its verdict says why, so the
+/// write error is not one.
+async fn feed_stdin(
+    stdin: Option<tokio::process::ChildStdin>,
+    bytes: Option<Arc<[u8]>>,
+    file: Option<PathBuf>,
+) {
+    #[cfg(windows)]
+    if let Some(path) = file {
+        return process::windows_cli::feed_file(stdin, &path).await;
+    }
+    #[cfg(not(windows))]
+    let _ = file;
     if let (Some(mut stdin), Some(bytes)) = (stdin, bytes) {
         let _ = stdin.write_all(&bytes).await;
+    }
+}
+
+/// whisper-cli on Windows (process/windows_cli.rs): its JSON through a named
+/// pipe, files with names outside the ANSI code page through its stdin.
+#[cfg(windows)]
+mod windows {
+    use super::Request;
+    use crate::process::windows_cli::{fits_ansi_code_page, JsonPipe};
+    use crate::process::Output;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    /// Rewrites `-of -` (and `-f <path>` where needed) in whisper-cli's args.
+    pub fn prepare(
+        args: &mut [OsString],
+        request: &Request,
+    ) -> Result<(JsonPipe, Option<PathBuf>), String> {
+        let pipe = JsonPipe::create()
+            .map_err(|e| format!("cannot create a pipe for whisper-cli's JSON: {e}"))?;
+        set_after(args, "-of", pipe.of_arg().into());
+        let narrow = request
+            .audio
+            .path()
+            .filter(|p| !fits_ansi_code_page(p))
+            .map(PathBuf::from);
+        if narrow.is_some() {
+            set_after(args, "-f", "-".into());
+        }
+        Ok((pipe, narrow))
+    }
+
+    fn set_after(args: &mut [OsString], flag: &str, value: OsString) {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            args[i + 1] = value;
+        }
+    }
+
+    /// whisper-cli's output with the pipe's JSON as its stdout.
+    pub async fn json_as_stdout<E>(
+        finished: Result<std::io::Result<Output>, E>,
+        pipe: &JsonPipe,
+        json: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+    ) -> Result<std::io::Result<Output>, E> {
+        // A pipe it never opened must not keep the reader waiting.
+        pipe.close_unused();
+        match finished {
+            // It exited: the pipe is closed, what it wrote is there.
+            Ok(Ok(mut output)) => Ok(json
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map(|json| {
+                    output.stdout = json;
+                    output
+                })),
+            // Still running and about to be killed, which closes the pipe
+            // and ends the reader.
+            other => other,
+        }
     }
 }
 

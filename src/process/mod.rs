@@ -2,6 +2,8 @@
 //! group, death with the host (death.rs), and OMP_WAIT_POLICY=passive.
 
 pub mod death;
+#[cfg(windows)]
+pub mod windows_cli;
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};

@@ -160,7 +160,67 @@ pub fn listener(pid: u32, port: u16) -> std::io::Result<Listener> {
         .filter(|(p, _)| *p == port)
         .map(|(_, pid)| pid)
         .collect();
+    // Pid 0 (the idle process) owns no socket on Windows; Wine reports it
+    // for every socket.
+    if !pids.is_empty() && pids.iter().all(|&p| p == 0) && wine::running_under_wine() {
+        return wine::listener(port);
+    }
     Ok(from_pids(&pids, pid))
+}
+
+/// Wine 8 does not tell which process owns a socket (it reports pid 0). It
+/// runs on Linux, whose /proc (drive Z:) tells which user owns it: a
+/// listener of this process's own user is accepted, so another local user
+/// still cannot pose as the server. Only under Wine; Windows itself tells.
+#[cfg(windows)]
+mod wine {
+    use super::Listener;
+
+    pub fn running_under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: looks up an export of the already loaded ntdll by name.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+
+    pub fn listener(port: u16) -> std::io::Result<Listener> {
+        let status = std::fs::read_to_string(r"Z:\proc\self\status")?;
+        let me = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .ok_or_else(|| std::io::Error::other("no effective uid in /proc/self/status"))?
+            .to_owned();
+        let mut owners = Vec::new();
+        for table in [r"Z:\proc\net\tcp", r"Z:\proc\net\tcp6"] {
+            if let Ok(text) = std::fs::read_to_string(table) {
+                owners.extend(listening_uids(&text, port));
+            }
+        }
+        Ok(match owners {
+            o if o.is_empty() => Listener::Nobody,
+            o if o.iter().all(|uid| *uid == me) => Listener::Mine,
+            _ => Listener::Other,
+        })
+    }
+
+    /// The owning uids of the sockets listening on `port` in a /proc/net/tcp table.
+    pub fn listening_uids(table: &str, port: u16) -> Vec<String> {
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let local_port = fields.get(1)?.rsplit(':').next()?;
+                let listening = fields.get(3)? == &"0A";
+                (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                    .then(|| fields.get(7).map(|u| u.to_string()))
+                    .flatten()
+            })
+            .collect()
+    }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
@@ -187,6 +247,14 @@ mod tests {
         assert!(listening_inodes(TABLE, 443).is_empty());
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn reads_the_owning_users_of_a_ports_listeners_from_a_linux_table() {
+        assert_eq!(wine::listening_uids(TABLE, 8080), ["0"]);
+        assert!(wine::listening_uids(TABLE, 80).len() == 1);
+        assert!(wine::listening_uids(TABLE, 9).is_empty());
+    }
+
     #[test]
     fn reads_lsof_and_owner_lists() {
         assert_eq!(lsof_pids("p123\nf7\np456\nf8\n"), [123, 456]);
@@ -195,12 +263,23 @@ mod tests {
         assert_eq!(from_pids(&[7, 9], 7), Listener::Other);
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     #[test]
     fn a_socket_of_this_process_is_mine_and_of_another_process_is_not() {
         let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = socket.local_addr().unwrap().port();
         assert_eq!(listener(std::process::id(), port).unwrap(), Listener::Mine);
+        #[cfg(windows)]
+        if wine::running_under_wine() {
+            // WINE LIMIT: it tells the socket's user, not its process.
+            assert_eq!(listener(1, port).unwrap(), Listener::Mine);
+            drop(socket);
+            assert_eq!(
+                listener(std::process::id(), port).unwrap(),
+                Listener::Nobody
+            );
+            return;
+        }
         // pid 1 does not hold this socket.
         assert_eq!(
             listener(1, port).unwrap_or(Listener::Other),
