@@ -32,6 +32,8 @@ export const PREFIX = join(WINE_HOME, 'prefix')
 /** The prefix's C: drive, as a Linux folder. */
 export const DRIVE_C = join(PREFIX, 'drive_c')
 const PRNG_SOURCE = join(P.ROOT, 'scripts', 'wine', 'bcryptprimitives.c')
+/** Raise it when winePrefix() makes the prefix differently: the next run makes it anew. */
+const PREFIX_VERSION = 1
 
 /** Wine's 64-bit loader: Debian keeps it off the PATH. */
 export function wine64() {
@@ -53,6 +55,8 @@ export function wineMissing() {
 /** The environment of every Wine process: our prefix, quiet, file names in UTF-8. */
 export function wineEnv(extra = {}) {
   const env = { ...process.env, WINEPREFIX: PREFIX, WINEDEBUG: '-all', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra }
+  // Set by `node --test` for its own children: node.exe is not one of them.
+  delete env.NODE_TEST_CONTEXT
   // No dialog asking to install Mono or Gecko, no desktop integration.
   env.WINEDLLOVERRIDES = ['mscoree=', 'mshtml=', 'winemenubuilder.exe=d', env.WINEDLLOVERRIDES].filter(Boolean).join(';')
   return env
@@ -65,7 +69,7 @@ export function wineEnv(extra = {}) {
 export function winePrefix() {
   const missing = wineMissing()
   if (missing) throw new Error(missing)
-  const inputs = [contentOf(new URL(import.meta.url), PRNG_SOURCE), spawnSync(wine64(), ['--version'], { encoding: 'utf8' }).stdout.trim()]
+  const inputs = [PREFIX_VERSION, contentOf(PRNG_SOURCE), spawnSync(wine64(), ['--version'], { encoding: 'utf8' }).stdout.trim()]
   stamped(join(WINE_HOME, 'prefix-stamp'), inputs, () => {
     log('creating the Wine prefix for the Windows tests (Windows 10)')
     stopWine()
@@ -135,7 +139,10 @@ export function spawnWindowsNode(args, { cwd = P.ROOT, env = {}, addon = true } 
   const files = { stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') }
   const out = openSync(files.stdout, 'w')
   const err = openSync(files.stderr, 'w')
-  const child = spawn(wine64(), [node, ...args], {
+  // node.exe dies with this process (setpriv execs it with the parent-death
+  // signal): a Wine process outlives its Linux parent otherwise.
+  const argv = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', wine64(), node] : [wine64(), node]
+  const child = spawn(argv[0], [...argv.slice(1), ...args], {
     cwd,
     env: wineEnv({ ...(addon ? addonEnv() : {}), ...env }),
     stdio: ['ignore', out, err],

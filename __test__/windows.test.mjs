@@ -1,0 +1,154 @@
+// The Windows build, run for real: the suite in __test__/windows/ runs in
+// Node's own Windows build (node.exe) under Wine with this checkout's
+// Windows addon and programs (win32-x64-gnu: mingw-w64, built by
+// scripts/prepare.mjs --cross, which npm test runs). Here, on the Linux
+// side: each file of that suite, and what only Linux can see, such as which
+// Windows processes outlive a node.exe killed with SIGKILL.
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { ROOT, HOME } from '../scripts/paths.mjs'
+import { TARGETS } from '../scripts/targets.mjs'
+import { DRIVE_C, WINDOWS_ADDON, runWindowsNode, spawnWindowsNode, wineMissing, wineProcesses, windowsPath } from '../scripts/wine.mjs'
+
+/** Polls `check` until it returns a truthy value (or fails after `ms`). */
+async function waitFor(what, check, ms) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+const SUITE = ['engine.mjs', 'load-errors.mjs', 'downloads.mjs', 'cli.mjs']
+const EXE = { cli: 'whisper-cli.exe', server: 'whisper-server.exe', worker: 'persistent-whisper-worker.exe' }
+const BUILD = join(HOME, 'targets', 'win32-x64-gnu', 'bin')
+
+/** Why the suite cannot run: Wine runs only on x86-64 Linux; elsewhere a missing part is a failure. */
+function unavailable() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `Wine runs the Windows suite on x86-64 Linux; this is ${process.platform}-${process.arch}`
+  return false
+}
+const skip = unavailable()
+
+function requireBuild() {
+  const missing = wineMissing()
+  if (missing) assert.fail(`${missing}; .ci/run installs it`)
+  for (const variant of TARGETS['win32-x64-gnu'].variants) {
+    for (const exe of Object.values(EXE)) {
+      const file = join(BUILD, variant, exe)
+      assert.ok(existsSync(file), `${file} is missing: run node scripts/prepare.mjs --cross`)
+    }
+  }
+  assert.ok(existsSync(WINDOWS_ADDON), `${WINDOWS_ADDON} is missing: run node scripts/prepare.mjs --cross`)
+}
+
+/** The Windows variant this CPU should get, from Linux's view of its flags. */
+function expectedVariant() {
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/))
+  if (['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'bmi2'].every((f) => flags.has(f))) return 'x86-64-v3'
+  return flags.has('sse4_2') ? 'x86-64-v2' : 'none'
+}
+
+/** The failing tests of a TAP report, each with its YAML block. */
+function failures(tap) {
+  const lines = tap.split('\n')
+  const found = []
+  lines.forEach((line, i) => {
+    if (!/^\s*not ok \d+ - /.test(line)) return
+    const block = []
+    for (let j = i + 1; j < lines.length && !/^\s*(not )?ok \d+ - /.test(lines[j]) && !/^\s*# Subtest/.test(lines[j]); j++) block.push(lines[j])
+    found.push(`${line.trim()}\n${block.join('\n')}`)
+  })
+  return found
+}
+
+const T = { skip, timeout: 1_200_000 }
+
+for (const file of SUITE) {
+  test(`Windows (node.exe under Wine): __test__/windows/${file}`, T, async () => {
+    requireBuild()
+    const script = windowsPath(join(ROOT, '__test__', 'windows', file))
+    const r = await runWindowsNode(['--test-reporter=tap', script], { env: { PW_EXPECT_VARIANT: expectedVariant() }, timeout: 1_100_000 })
+    const tap = r.stdout
+    assert.match(tap, /^# pass \d+/m, `no TAP summary from node.exe (exit ${r.status ?? r.signal}):\n${tap}\n${r.stderr}`)
+    const passed = Number(/^# pass (\d+)/m.exec(tap)[1])
+    assert.ok(passed > 0, `no test passed:\n${tap}`)
+    assert.deepEqual(failures(tap), [], `${file} under Wine:\n${r.stderr}`)
+    assert.equal(r.status, 0, `node.exe exit ${r.status ?? r.signal}\n${tap}\n${r.stderr}`)
+  })
+}
+
+/**
+ * node.exe holding a request on `backend`; resolves once its whisper
+ * processes run. `started` collects it, for the test's `finally` to end.
+ */
+async function holdRequest(backend, dir, started, flag) {
+  const ready = join(dir, `${backend}.json`)
+  const held = spawnWindowsNode([windowsPath(join(ROOT, '__test__', 'windows', 'hold-request.mjs')), backend, windowsPath(ready), ...(flag ? [flag] : [])])
+  started.push(held.child)
+  let exited = null
+  held.exited.then((r) => (exited = r))
+  await waitFor(`node.exe to start a ${backend} request`, () => exited || existsSync(ready), 600_000)
+  assert.equal(exited, null, `node.exe ended early: ${JSON.stringify(exited)}`)
+  return { held, ...JSON.parse(readFileSync(ready, 'utf8')) }
+}
+
+/** Ends what a test started: its node.exe first (or it would start new workers), then any Windows program left, and their files on C:. */
+function endAll(started, ...exes) {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  for (const exe of exes) {
+    for (const pid of wineProcesses(exe)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+  for (const name of readdirSync(DRIVE_C)) if (name.startsWith('pw-control-')) rmSync(join(DRIVE_C, name), { recursive: true, force: true })
+  const scratches = join(DRIVE_C, 'pw tests')
+  for (const name of existsSync(scratches) ? readdirSync(scratches) : []) if (name.startsWith('hold ')) rmSync(join(scratches, name), { recursive: true, force: true })
+}
+
+for (const backend of ['cli', 'server', 'worker']) {
+  test(`Windows: node.exe killed with SIGKILL mid-request leaves no ${EXE[backend]} (${backend} backend)`, T, async () => {
+    requireBuild()
+    const dir = mkdtempSync(join(tmpdir(), 'pw-wine-kill-'))
+    const started = []
+    try {
+      assert.deepEqual(wineProcesses(EXE[backend]), [], 'none before the test')
+      const { held } = await holdRequest(backend, dir, started)
+      assert.ok(wineProcesses(EXE[backend]).length >= 1, `${EXE[backend]} runs before the kill`)
+      process.kill(held.child.pid, 'SIGKILL')
+      await held.exited
+      await waitFor(`every ${EXE[backend]} to end with node.exe`, () => wineProcesses(EXE[backend]).length === 0, 30_000)
+    } finally {
+      endAll(started, EXE[backend])
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+}
+
+test('Windows: the check above sees a whisper process that outlives node.exe (a detached one, outside the job object)', T, async () => {
+  requireBuild()
+  const dir = mkdtempSync(join(tmpdir(), 'pw-wine-kill-'))
+  const started = []
+  try {
+    assert.deepEqual(wineProcesses(EXE.cli), [], 'no whisper-cli before the test')
+    const { held, control } = await holdRequest('worker', dir, started, '--control')
+    assert.ok(control > 0)
+    assert.equal(wineProcesses(EXE.cli).length, 1, 'the detached whisper-cli runs')
+    process.kill(held.child.pid, 'SIGKILL')
+    await held.exited
+    await waitFor('the worker to end with node.exe', () => wineProcesses(EXE.worker).length === 0, 30_000)
+    assert.equal(wineProcesses(EXE.cli).length, 1, 'the detached whisper-cli outlived node.exe, and the check counts it')
+  } finally {
+    endAll(started, EXE.cli, EXE.worker)
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
