@@ -26,6 +26,11 @@ export declare class NativeEngine {
    * ask for them, then an 'end' report, all before the Promise settles.
    */
   transcribe(audio: string | Float32Array | Uint8Array, options?: TranscribeOptions, report?: (report: RequestReport) => void): Promise<TranscriptionResult>
+  /**
+   * Starts a live session once the voice activity detector is up;
+   * `onEvent` gets its events, 'close' last.
+   */
+  listen(options: ListenOptions | undefined, onEvent: (event: LiveSessionEvent) => void): Promise<NativeLiveSession>
   getStatus(): Promise<EngineStatus>
   getWorkerStatuses(): Promise<WorkerStatus[]>
   getQueueStatus(): Promise<QueueStatus>
@@ -38,12 +43,44 @@ export declare class NativeEngine {
   restart(): Promise<void>
 }
 
+/** One live session (lib/live.js wraps it as an EventEmitter). */
+export declare class NativeLiveSession {
+  /**
+   * Queues samples (copied); false once the session is over, or when
+   * `samples` is not a Float32Array, Int16Array or Uint8Array.
+   */
+  write(samples: Float32Array | Int16Array | Uint8Array): boolean
+  end(): void
+  abort(): void
+  /** Unhooks the signal (the session is over). */
+  detach(): void
+}
+
+/** The device whisper decodes on. */
+export interface DeviceStatus {
+  /**
+   * 'cpu', or the GPU backend: 'vulkan' (Linux and Windows), 'metal'
+   * (Apple silicon), 'cuda' (a build of your own).
+   */
+  kind: 'cpu' | 'vulkan' | 'metal' | 'cuda'
+  /** The device's name, e.g. 'NVIDIA GeForce RTX 4070', or the CPU's. */
+  name: string
+  /** A GPU's memory, in bytes. */
+  memoryBytes?: number
+  /**
+   * Backend 'worker' on a GPU: how many decodes its process runs there
+   * at once (what the GPU's free memory fits, at most the workers of
+   * that process); the other requests wait their turn.
+   */
+  decodes?: number
+}
+
 /**
  * One event for the JS layer (lib/index.js), which emits it under `type`
  * with the other fields that are set.
  */
 export interface EngineEvent {
-  type: 'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'error'
+  type: 'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'deviceFallback' | 'error'
   workerId?: string
   pid?: number
   reason?: 'replaced' | 'recycled' | 'idle' | 'shutdown'
@@ -55,6 +92,8 @@ export interface EngineEvent {
   maxQueueSize?: number
   /** backendFallback: the backend the engine runs instead. */
   backend?: string
+  /** deviceFallback at initialize(): the device the engine runs on instead. */
+  device?: DeviceStatus
 }
 
 export interface EngineStatus {
@@ -80,6 +119,12 @@ export interface EngineStatus {
   threadBudget: boolean
   /** The whisper program the workers run (once initialized), and where it was found. */
   program?: ProgramStatus
+  /**
+   * The device whisper decodes on (the `gpu` option), once initialized;
+   * none for a whisper-cli or whisper-server you named, whose device
+   * the engine cannot tell.
+   */
+  device?: DeviceStatus
 }
 
 /**
@@ -87,6 +132,60 @@ export interface EngineStatus {
  * exports it as `ERROR_CODES`).
  */
 export declare function errorCodes(): Array<string>
+
+/** How a live session listens (engine.listen()). */
+export interface ListenOptions {
+  /**
+   * Samples per second of the audio you write (an AudioContext's
+   * sampleRate, often 48000); resampled to 16 kHz. Default 16000.
+   */
+  sampleRate?: number
+  /** The language spoken. Default: the engine's. */
+  language?: string
+  /** 'partial' events while someone speaks. Default true. */
+  partials?: boolean
+  /**
+   * How often a partial may be made, in ms (at most one is in flight).
+   * Default 500.
+   */
+  partialIntervalMs?: number
+  /**
+   * The speech probability from which a 32 ms window counts as speech.
+   * Default 0.5.
+   */
+  vadThreshold?: number
+  /** A pause this long (ms) ends an utterance. Default 500. */
+  minSilenceMs?: number
+  /** Speech shorter than this (ms) is ignored (a cough, a click). Default 250. */
+  minSpeechMs?: number
+  /** Audio kept before and after the speech (ms). Default 200. */
+  speechPadMs?: number
+  /**
+   * An utterance longer than this (ms) is cut and goes on as the next.
+   * Default 28000 (whisper hears 30 s at a time).
+   */
+  maxUtteranceMs?: number
+  /** Aborting it aborts the session, as abort() does. */
+  signal?: AbortSignal | null
+}
+
+/**
+ * One event of a live session, for lib/live.js, which emits it under
+ * `type` with the fields that are set.
+ */
+export interface LiveSessionEvent {
+  type: 'speechstart' | 'partial' | 'speechend' | 'final' | 'error' | 'close'
+  utterance?: number
+  text?: string
+  startMs?: number
+  endMs?: number
+  segments?: Array<TranscriptionSegment>
+  language?: string
+  code?: string
+  message?: string
+  utterances?: number
+  durationMs?: number
+}
 
 /**
  * Which whisper program the engine would run on this machine when no path
@@ -198,6 +297,13 @@ export interface PersistentWhisperOptions {
    */
   maxRequestsPerWorker?: number
   /**
+   * A Silero VAD model in whisper.cpp's ggml format, for listen() and
+   * transcribe()'s `vad`. Default: ggml-silero-v6.2.0.bin (or v5.1.2)
+   * beside the whisper model, if there is one (`npx persistent-whisper
+   * models download silero-v6.2.0`).
+   */
+  vadModelPath?: string
+  /**
    * The longest audio a request may hold, in ms: longer audio rejects
    * with ERR_AUDIO_UNREADABLE naming this limit. Default 14400000 (4 h);
    * at most 24 h.
@@ -213,6 +319,15 @@ export interface PersistentWhisperOptions {
    * -nf, --prompt; -ot, -d, -fa, -nfa, -ng, --vad, -vm ...); see README.
    */
   extraArgs?: Array<string>
+  /**
+   * The device whisper decodes on. 'auto' (default): the best GPU that
+   * works here (the platform package's Vulkan build on Linux and
+   * Windows, Metal on Apple silicon), else the CPU, with a warning and a
+   * 'deviceFallback' event, never an error. false: the CPU only; no GPU
+   * build is started and no GPU library loaded. A number: that GPU (0
+   * for the first), falling back as 'auto' does where it does not work.
+   */
+  gpu?: 'auto' | false | number
   /** Default 'warn': quiet while things work. */
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug'
 }
@@ -320,6 +435,13 @@ export interface TranscribeOptions {
   /** Overrides the engine's timeout (ms) for this request. */
   timeout?: number
   /**
+   * Transcribe only the speech (whisper's voice activity detection with
+   * the engine's Silero VAD model, see vadModelPath): faster on sparse
+   * audio, and no text invented in silence. Segment times stay on the
+   * original timeline. Default false.
+   */
+  vad?: boolean
+  /**
    * 'high' requests (dictation) go before queued 'normal' ones; FIFO within
    * a priority. Default 'normal'.
    */
@@ -379,4 +501,6 @@ export interface WorkerStatus {
   lastError?: string
   /** Backend 'server': its whisper-server is up with the model loaded. */
   modelLoaded: boolean
+  /** The device it decodes on (none once it is terminated). */
+  device?: DeviceStatus
 }

@@ -836,5 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
+module.exports.NativeLiveSession = nativeBinding.NativeLiveSession
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.locateWhisper = nativeBinding.locateWhisper

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { JFK_WAV, missingPhrases, newEngine, pw, ROOT, TINY_EN, withCode } from './helpers.mjs'
 import { modelServer } from './model-server.mjs'
+import { VAD_MODEL } from '../scripts/paths.mjs'
+import { VAD_SOURCE } from '../scripts/vad-model.mjs'
 
 const T = { timeout: 300_000 }
 const MODEL = readFileSync(TINY_EN)
@@ -29,7 +31,7 @@ async function withEnv(vars, fn) {
 }
 
 test('the catalogue: every entry well-formed, its SHA-1 sums those of the pinned whisper.cpp models/README.md', () => {
-  const models = pw.listModels({ dir: scratch() })
+  const models = pw.listModels({ dir: scratch() }).filter((m) => m.kind === 'whisper')
   const readme = readFileSync(join(ROOT, '.whisper', 'src', 'whisper.cpp-1.9.1', 'models', 'README.md'), 'utf8')
   const published = Object.fromEntries([...readme.matchAll(/^\| ([\w.-]+)\s+\| [\d.]+ [MG]iB\s+\| `([0-9a-f]{40})` \|$/gm)].map((m) => [m[1], m[2]]))
   assert.ok(Object.keys(published).length >= 16, JSON.stringify(published))
@@ -43,6 +45,29 @@ test('the catalogue: every entry well-formed, its SHA-1 sums those of the pinned
     assert.equal(m.multilingual, !m.name.includes('.en'))
   }
   assert.deepEqual(pw.MODEL_NAMES, models.map((m) => m.name))
+})
+
+test('the catalogue\'s Silero VAD model is the file setup converts, byte for byte; downloadModel verifies it by SHA-256', T, async () => {
+  const vad = pw.listModels({ dir: scratch() }).filter((m) => m.kind === 'vad')
+  assert.deepEqual(vad.map((m) => m.name), ['silero-v6.2.0'])
+  const [entry] = vad
+  assert.equal(entry.url, 'https://huggingface.co/ggml-org/whisper-vad/resolve/main/ggml-silero-v6.2.0.bin')
+  assert.equal(entry.sha256, VAD_SOURCE.sha256)
+  assert.equal(entry.approxBytes, VAD_SOURCE.bytes)
+  const local = readFileSync(VAD_MODEL)
+  assert.equal(createHash('sha256').update(local).digest('hex'), entry.sha256)
+  // Through a mirror: the real file is taken, another is caught by its checksum.
+  for (const [body, ok] of [[local, true], [Buffer.concat([local.subarray(0, -1), Buffer.from([local.at(-1) ^ 1])]), false]]) {
+    const server = await modelServer({ '/ggml-silero-v6.2.0.bin': body })
+    const dir = scratch()
+    await withEnv({ PERSISTENT_WHISPER_MODEL_BASE_URL: server.base }, async () => {
+      const got = pw.downloadModel('silero-v6.2.0', { dir })
+      if (ok) assert.equal(await got, join(dir, 'ggml-silero-v6.2.0.bin'))
+      else await assert.rejects(got, withCode('ERR_CHECKSUM_MISMATCH'))
+    })
+    await server.close()
+    assert.deepEqual(readdirSync(dir), ok ? ['ggml-silero-v6.2.0.bin'] : [])
+  }
 })
 
 test('a full download reports progress, is verified, and loads in the engine', T, async () => {

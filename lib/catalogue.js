@@ -35,20 +35,42 @@ const MODELS = [
   ['large-v3-turbo-q5_0', 547 * MiB, 'e050f7970618a659205450ad97eb95a18d69c9ee'],
 ]
 
-/** The base URL catalogue files are fetched from, without a trailing slash. */
-function modelBaseUrl() {
+/**
+ * Silero voice activity detection models for whisper.cpp (vad: true, live
+ * dictation): ggml-org/whisper-vad's files, by SHA-256 (that repository
+ * publishes no SHA-1). The converter in tools/silero-to-ggml reproduces this
+ * file byte for byte from the silero-vad wheel (scripts/vad-model.mjs).
+ * [name, exact size, SHA-256]
+ */
+const VAD_BASE_URL = 'https://huggingface.co/ggml-org/whisper-vad/resolve/main'
+const VAD_MODELS = [['silero-v6.2.0', 885098, '2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987']]
+
+/**
+ * The base URL catalogue files are fetched from, without a trailing slash;
+ * PERSISTENT_WHISPER_MODEL_BASE_URL (a mirror holding both) replaces either.
+ */
+function modelBaseUrl(defaultBase = DEFAULT_BASE_URL) {
   const custom = process.env.PERSISTENT_WHISPER_MODEL_BASE_URL
-  return (custom && custom.trim() ? custom.trim() : DEFAULT_BASE_URL).replace(/\/+$/, '')
+  return (custom && custom.trim() ? custom.trim() : defaultBase).replace(/\/+$/, '')
 }
 
-/** The catalogue entry called `name`, or undefined. */
+function vadEntry(name) {
+  const found = VAD_MODELS.find(([n]) => n === name)
+  if (!found) return undefined
+  const [, bytes, sha256] = found
+  const file = `ggml-${name}.bin`
+  return { name, kind: 'vad', file, url: `${modelBaseUrl(VAD_BASE_URL)}/${file}`, approxBytes: bytes, maxBytes: bytes, sha256, multilingual: true, quantized: false }
+}
+
+/** The catalogue entry called `name` (a whisper model, or a VAD model), or undefined. */
 function catalogueEntry(name) {
   const found = MODELS.find(([n]) => n === name)
-  if (!found) return undefined
+  if (!found) return vadEntry(name)
   const [, approxBytes, sha1] = found
   const file = `ggml-${name}.bin`
   return {
     name,
+    kind: 'whisper',
     file,
     url: `${modelBaseUrl()}/${file}`,
     approxBytes: Math.round(approxBytes),
@@ -59,6 +81,9 @@ function catalogueEntry(name) {
   }
 }
 
+/** The whisper models, by name (what modelPath may name). */
 const MODEL_NAMES = Object.freeze(MODELS.map(([name]) => name))
+/** The voice activity detection models, by name. */
+const VAD_MODEL_NAMES = Object.freeze(VAD_MODELS.map(([name]) => name))
 
-module.exports = { DEFAULT_BASE_URL, MODEL_NAMES, catalogueEntry, modelBaseUrl }
+module.exports = { DEFAULT_BASE_URL, MODEL_NAMES, VAD_MODEL_NAMES, catalogueEntry, modelBaseUrl }

@@ -4,16 +4,19 @@
 import { EventEmitter } from 'node:events'
 import type {
   EngineStatus,
+  ListenOptions,
   PersistentWhisperOptions,
   ProgramStatus,
   QueueStatus,
   TranscribeOptions,
   TranscriptionResult,
+  TranscriptionSegment,
   WorkerStatus,
 } from '../index'
 
 export type {
   EngineStatus,
+  ListenOptions,
   PersistentWhisperOptions,
   PoolStats,
   ProcessingRequest,
@@ -104,6 +107,14 @@ export declare class PersistentWhisperEngine extends EventEmitter {
    * written to disk. onProgress and onSegment run before the Promise settles.
    */
   transcribe(audio: AudioInput, options?: TranscribeOptions): Promise<TranscriptionResult>
+  /**
+   * Live dictation: resolves with a session once the voice activity
+   * detector runs (it needs the Silero VAD model beside the whisper model,
+   * or vadModelPath). Rejects with ERR_NOT_INITIALIZED, ERR_MODEL_LOAD (no
+   * VAD model), ERR_WHISPER_NOT_FOUND (no persistent-whisper-worker),
+   * ERR_INVALID_OPTIONS or ERR_ABORTED.
+   */
+  listen(options?: ListenOptions): Promise<LiveSession>
   getStatus(): Promise<EngineStatus>
   getWorkerStatuses(): Promise<WorkerStatus[]>
   getQueueStatus(): Promise<QueueStatus>
@@ -120,16 +131,82 @@ export declare class PersistentWhisperEngine extends EventEmitter {
   emit<E extends keyof PersistentWhisperEvents>(event: E, ...args: PersistentWhisperEvents[E]): boolean
 }
 
+/** A span of a live session, in ms from its first sample. */
+export interface UtteranceSpan {
+  /** 1 for the session's first utterance, then 2, 3 ... */
+  utterance: number
+  startMs: number
+  endMs: number
+}
+
+/** A live session's events and what their listeners receive, for each utterance in this order. */
+export interface LiveSessionEvents {
+  /** Speech began (the padding before it included). */
+  speechstart: [event: { utterance: number; startMs: number }]
+  /** A quick hypothesis of the utterance so far (greedy decoding); the final may differ. */
+  partial: [event: UtteranceSpan & { text: string }]
+  /** The speaker paused; the final is on its way. */
+  speechend: [event: UtteranceSpan]
+  /** The utterance's text with the engine's settings; segment times are the session's. */
+  final: [event: UtteranceSpan & { text: string; segments: TranscriptionSegment[]; language: string }]
+  /**
+   * An utterance that could not be transcribed (`utterance` set; the session
+   * goes on), or the session failing (no `utterance`; 'close' follows).
+   * Unheard, it is logged, never thrown.
+   */
+  error: [error: PersistentWhisperError & { utterance?: number }]
+  /** The session is over: ended, aborted or failed. */
+  close: [event: LiveSummary | { error: PersistentWhisperError }]
+}
+
+export interface LiveSummary {
+  /** Utterances heard. */
+  utterances: number
+  /** Audio heard, in ms. */
+  durationMs: number
+}
+
+/**
+ * Audio in as it is recorded; text out as events. Methods never throw.
+ */
+export declare class LiveSession extends EventEmitter {
+  /** True once the session is over: write() takes nothing more. */
+  readonly closed: boolean
+  /**
+   * Queues mono samples at the session's sampleRate: Float32Array (-1..1),
+   * Int16Array, or a Buffer of 16-bit little-endian PCM (as `arecord -f
+   * S16_LE` writes). False once the session is over; false and an 'error'
+   * event (ERR_INVALID_OPTIONS) for anything else.
+   */
+  write(samples: Float32Array | Int16Array | Uint8Array): boolean
+  /** No more audio: resolves once every final is out; rejects with what ended the session (ERR_ABORTED after abort()). */
+  end(): Promise<LiveSummary>
+  /** Stops at once; transcriptions in flight are aborted; 'close' follows. */
+  abort(): void
+
+  on<E extends keyof LiveSessionEvents>(event: E, listener: (...args: LiveSessionEvents[E]) => void): this
+  once<E extends keyof LiveSessionEvents>(event: E, listener: (...args: LiveSessionEvents[E]) => void): this
+  off<E extends keyof LiveSessionEvents>(event: E, listener: (...args: LiveSessionEvents[E]) => void): this
+  addListener<E extends keyof LiveSessionEvents>(event: E, listener: (...args: LiveSessionEvents[E]) => void): this
+  removeListener<E extends keyof LiveSessionEvents>(event: E, listener: (...args: LiveSessionEvents[E]) => void): this
+  emit<E extends keyof LiveSessionEvents>(event: E, ...args: LiveSessionEvents[E]): boolean
+}
+
 /**
  * Which whisper program the engine would run here when no path is given, and
  * where it was found (environment, platform package, checkout, PATH).
  */
 export declare function locateWhisper(program?: 'whisper-cli' | 'whisper-server' | 'persistent-whisper-worker'): Promise<ProgramStatus>
 
-/** A model of the catalogue: whisper.cpp's official ggml models with a published SHA-1. */
+/**
+ * A model of the catalogue: whisper.cpp's official ggml models with a
+ * published SHA-1, and the Silero VAD model (kind 'vad', by SHA-256) that
+ * `vad: true` and listen() use.
+ */
 export interface CatalogueModel {
-  /** e.g. 'base.en', 'large-v3-turbo-q5_0'. */
+  /** e.g. 'base.en', 'large-v3-turbo-q5_0', 'silero-v6.2.0'. */
   name: string
+  kind: 'whisper' | 'vad'
   /** e.g. 'ggml-base.en.bin'. */
   file: string
   /** Where it is downloaded from (PERSISTENT_WHISPER_MODEL_BASE_URL replaces the base). */
@@ -138,7 +215,10 @@ export interface CatalogueModel {
   approxBytes: number
   /** The most bytes a download of it may bring (approxBytes plus 10%): a server that sends more is cut off. */
   maxBytes: number
-  sha1: string
+  /** A whisper model's checksum. */
+  sha1?: string
+  /** A VAD model's checksum. */
+  sha256?: string
   multilingual: boolean
   quantized: boolean
   /** Its file in the folder listModels() looked in. */

@@ -8,6 +8,7 @@ const { SUPPORTED_PLATFORMS, loadAddon } = require('./load')
 const { MODEL_NAMES } = require('./catalogue')
 const { defaultModelDir, downloadCommand, downloadModel, listModels, resolveModelPath } = require('./models')
 const { toSrt, toText, toVtt } = require('./captions')
+const { LiveSession } = require('./live')
 
 const addon = loadAddon()
 
@@ -232,6 +233,26 @@ class PersistentWhisperEngine extends EventEmitter {
     })
   }
 
+  /**
+   * Live dictation: resolves with a LiveSession once the voice activity
+   * detector runs. Write samples as they are recorded; 'partial' events
+   * come while someone speaks, a 'final' once they pause.
+   */
+  listen(options) {
+    return call(() => {
+      const session = new LiveSession((line) => this.#report(line))
+      // Events that come before the session is handed over wait for it.
+      let deliver = null
+      const early = []
+      const onEvent = (event) => (deliver ? deliver(event) : early.push(event))
+      return this.#call(() => this.#native.listen(options, onEvent)).then((native) => {
+        deliver = session.attach(native)
+        for (const event of early.splice(0)) deliver(event)
+        return session
+      })
+    })
+  }
+
   // Status answers at once in every phase, also while initialize()
   // downloads the model (then the engine is not yet running).
   getStatus() {
@@ -258,6 +279,7 @@ class PersistentWhisperEngine extends EventEmitter {
 
 module.exports = {
   PersistentWhisperEngine,
+  LiveSession,
   locateWhisper: addon.locateWhisper,
   listModels,
   downloadModel,

@@ -9,7 +9,7 @@ const { createHash } = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { MODEL_NAMES, catalogueEntry } = require('./catalogue')
+const { MODEL_NAMES, VAD_MODEL_NAMES, catalogueEntry } = require('./catalogue')
 const { acquireLock } = require('./model-lock')
 const { attempt, digestOf } = require('./download-attempt')
 const { aborted, codedError, invalid } = require('./download-errors')
@@ -34,9 +34,9 @@ function defaultModelDir() {
   return path.join(base, 'persistent-whisper', 'models')
 }
 
-/** Every catalogue model, with its path in `dir` and whether it is there. */
+/** Every catalogue model (whisper's, then VAD's), with its path in `dir` and whether it is there. */
 function listModels({ dir = defaultModelDir() } = {}) {
-  return MODEL_NAMES.map((name) => {
+  return [...MODEL_NAMES, ...VAD_MODEL_NAMES].map((name) => {
     const entry = catalogueEntry(name)
     const file = path.join(dir, entry.file)
     return { ...entry, path: file, downloaded: fs.existsSync(file) }
@@ -50,8 +50,9 @@ const downloadCommand = (name) => `npx persistent-whisper models download ${name
 function resolveSpec(nameOrSpec) {
   if (typeof nameOrSpec === 'string') {
     const entry = catalogueEntry(nameOrSpec)
-    if (!entry) throw invalid('model', `${JSON.stringify(nameOrSpec)} is not in the catalogue (${MODEL_NAMES.join(', ')}); for another model pass { url, sha256 }`)
-    return { name: entry.name, url: entry.url, file: entry.file, algorithm: 'sha1', digest: entry.sha1, maxBytes: entry.maxBytes }
+    if (!entry) throw invalid('model', `${JSON.stringify(nameOrSpec)} is not in the catalogue (${[...MODEL_NAMES, ...VAD_MODEL_NAMES].join(', ')}); for another model pass { url, sha256 }`)
+    const [algorithm, digest] = entry.sha256 ? ['sha256', entry.sha256] : ['sha1', entry.sha1]
+    return { name: entry.name, url: entry.url, file: entry.file, algorithm, digest, maxBytes: entry.maxBytes }
   }
   if (!nameOrSpec || typeof nameOrSpec !== 'object') throw invalid('model', 'must be a catalogue name such as "base.en", or { url, sha256 | sha1, size? }')
   const { url, sha256, sha1, size } = nameOrSpec
@@ -156,7 +157,7 @@ async function downloadModel(nameOrSpec, options = {}) {
  * 'base.en') that is not a file here, as its file in `dir`.
  */
 function resolveModelPath(modelPath, dir = defaultModelDir()) {
-  if (typeof modelPath !== 'string' || !catalogueEntry(modelPath) || fs.existsSync(modelPath)) return undefined
+  if (typeof modelPath !== 'string' || !MODEL_NAMES.includes(modelPath) || fs.existsSync(modelPath)) return undefined
   return { name: modelPath, path: path.join(path.resolve(dir), catalogueEntry(modelPath).file) }
 }
 

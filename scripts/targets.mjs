@@ -21,6 +21,23 @@ export const VARIANTS = {
   'apple-arm64': ['-DGGML_METAL=ON', '-DGGML_METAL_EMBED_LIBRARY=ON', '-DGGML_ACCELERATE=ON', '-DGGML_BLAS=ON', '-DGGML_BLAS_VENDOR=Apple'],
 }
 
+/**
+ * GPU builds, each in a variant folder of its own (bin/<name>/), apart from
+ * the CPU variants: their programs link to a GPU library (the Vulkan loader,
+ * CUDA's runtime) that a machine may lack, and must never stop the CPU build
+ * from running. The engine picks one at run time only where it works
+ * (src/locate/device.rs). Each is built on a CPU variant's flags, for what
+ * the GPU leaves to the CPU; its own flags come from scripts/gpu-builds.mjs.
+ */
+export const GPU_VARIANTS = {
+  // NVIDIA, AMD and Intel GPUs on Linux and Windows: the Vulkan loader
+  // (libvulkan.so.1, vulkan-1.dll) comes with the graphics driver.
+  vulkan: { cpu: 'x86-64-v2' },
+  // NVIDIA's own: built from source where the CUDA toolkit is
+  // (npm run setup -- --cuda), never shipped.
+  cuda: { cpu: 'x86-64-v2' },
+}
+
 const APPLE_BLAS = ['-DGGML_ACCELERATE=ON', '-DGGML_BLAS=ON', '-DGGML_BLAS_VENDOR=Apple']
 
 /**
@@ -35,6 +52,7 @@ export const TARGETS = {
     triple: 'x86_64-unknown-linux-gnu',
     variants: ['x86-64-v2', 'x86-64-v3', 'x86-64-v4'],
     cmake: ['-DGGML_OPENMP=ON'],
+    gpu: ['vulkan'],
   },
   'linux-arm64-gnu': {
     triple: 'aarch64-unknown-linux-gnu',

@@ -10,7 +10,8 @@ import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
-import { PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
+import { GPU_VARIANTS, PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } from './targets.mjs'
+import { gpuSdk, gpuVariants } from './gpu-builds.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
 import { windowsToolchain } from './windows-toolchain.mjs'
 import { applySeries, hasSeries, seriesKey } from './whisper-patches.mjs'
@@ -173,8 +174,33 @@ export function buildWhisper(target) {
     if (!built) log(`whisper.cpp for ${target} ${variant} already built`)
     buildWorker(target, variant, toolchain, out, inputs)
   }
+  for (const gpu of gpuVariants(target)) buildGpu(target, gpu, src, toolchain)
   copyFileSync(join(src, 'LICENSE'), join(targetDir(target), 'LICENSE.whisper.cpp'))
   return targetDir(target)
+}
+
+/**
+ * A GPU variant (bin/vulkan/ ...): the programs and the worker on a CPU
+ * variant's flags plus the GPU backend, in a folder of their own. Rebuilt
+ * only when its inputs change: the Vulkan shaders take most of the time
+ * (about 10 minutes on 2 cores), and their build folder stays in .whisper/
+ * for the next change, ccache (outside the checkout) for the C++.
+ */
+function buildGpu(target, gpu, src, targetToolchain) {
+  const sdk = gpuSdk(gpu, target, targetToolchain)
+  const toolchain = sdk.systemToolchain ? { id: 'system', cmake: [] } : targetToolchain
+  const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[GPU_VARIANTS[gpu].cpu], ...sdk.cmake, ...toolchain.cmake]
+  const out = variantDir(target, gpu)
+  const inputs = [P.WHISPER_SOURCE, COMMON_FLAGS, flags, toolchain.id, sdk.id, contentOf(new URL(import.meta.url)), seriesKey(false)]
+  const started = Date.now()
+  const built = stamped(out, inputs, () => {
+    log(`building whisper.cpp ${P.WHISPER_SOURCE.version} for ${target} ${gpu} (its shaders take about 10 minutes on 2 cores)`)
+    rmSync(out, { recursive: true, force: true })
+    cmakeBuild(src, buildDir(target, gpu), flags, out, target)
+  })
+  if (built) log(`whisper.cpp for ${target} ${gpu} built in ${((Date.now() - started) / 60000).toFixed(1)} min`)
+  else log(`whisper.cpp for ${target} ${gpu} already built`)
+  buildWorker(target, gpu, toolchain, out, inputs)
 }
 
 /**

@@ -140,6 +140,17 @@ pub struct ExtraArgs {
 }
 
 impl ExtraArgs {
+    /// These flags with other decoding settings (a request's own).
+    pub fn with_decoding(&self, decoding: Option<&Decoding>) -> std::borrow::Cow<'_, ExtraArgs> {
+        match decoding {
+            Some(d) => std::borrow::Cow::Owned(ExtraArgs {
+                decoding: d.clone(),
+                ..self.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// whisper-cli's argv for them: each setting away from its default as
     /// its flag, then the process flags.
     pub fn cli_args(&self) -> Vec<String> {

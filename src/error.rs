@@ -36,7 +36,9 @@ pub enum WhisperError {
     #[error("the queue is full ({max} requests already waiting): wait for some to settle, or raise `maxQueueSize`")]
     QueueFull { max: usize },
 
-    #[error("the transcription of {path} was aborted by its AbortSignal")]
+    #[error(
+        "the transcription of {path} was aborted (its AbortSignal fired, or abort() was called)"
+    )]
     Aborted { path: String },
 
     #[error("{reason}")]

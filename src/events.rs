@@ -75,6 +75,13 @@ pub enum Event {
     /// A failure in the background that no Promise reports, such as a
     /// worker that cannot be restarted.
     Error { error: WhisperError },
+    /// No GPU is used although `gpu` allowed one: none works here (at
+    /// initialize(); `device` is the CPU the engine runs on instead), or
+    /// the GPU failed mid-run and the worker backend moved to the CPU.
+    DeviceFallback {
+        device: Option<persistent_whisper_protocol::device::Device>,
+        reason: String,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;

@@ -31,6 +31,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod language;
+pub mod live;
 pub mod locate;
 pub mod log;
 pub mod model;

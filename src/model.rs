@@ -34,6 +34,43 @@ pub fn check_model(path: &Path) -> Result<u64> {
     Ok(meta.len())
 }
 
+/// The Silero VAD model's file names, the preferred first (whisper.cpp's default).
+pub const VAD_MODEL_NAMES: &[&str] = &["ggml-silero-v6.2.0.bin", "ggml-silero-v5.1.2.bin"];
+
+/// The Silero VAD model to use: the one named (it must be a file), else
+/// one of VAD_MODEL_NAMES beside the whisper model. None: there is none.
+pub fn find_vad_model(
+    named: Option<&Path>,
+    whisper_model: &Path,
+) -> Result<Option<std::path::PathBuf>> {
+    if let Some(path) = named {
+        return match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(Some(path.to_path_buf())),
+            _ => Err(WhisperError::ModelLoad {
+                path: display_path(path),
+                reason: "the VAD model (vadModelPath) is not a file".into(),
+            }),
+        };
+    }
+    let dir = whisper_model.parent().unwrap_or(Path::new("."));
+    Ok(VAD_MODEL_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file()))
+}
+
+/// What to do without a VAD model, for the error that says so.
+pub fn no_vad_model(whisper_model: &Path) -> WhisperError {
+    let dir = whisper_model.parent().unwrap_or(Path::new("."));
+    WhisperError::ModelLoad {
+        path: display_path(&dir.join(VAD_MODEL_NAMES[0])),
+        reason: format!(
+            "voice activity detection needs a Silero VAD model beside the whisper model or named by vadModelPath: download it with `npx persistent-whisper models download silero-v6.2.0 --dir {}`",
+            display_path(dir)
+        ),
+    }
+}
+
 /// n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer,
 /// n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels, ftype.
 fn plausible_hparams(bytes: &[u8]) -> bool {

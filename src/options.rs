@@ -117,6 +117,23 @@ pub enum Priority {
     Normal,
 }
 
+/// `gpu`: the device whisper decodes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gpu {
+    /// The best GPU that works here, else the CPU (with a warning and a
+    /// `deviceFallback` event, never an error).
+    #[default]
+    Auto,
+    /// The CPU only: no GPU build is started, no GPU library loaded.
+    Off,
+    /// This GPU, counted as whisper counts them (0: the first); where it
+    /// does not work, the CPU as for Auto.
+    Index(u32),
+}
+
+/// The highest GPU index `gpu` takes.
+pub const MAX_GPU_INDEX: u64 = 255;
+
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub model_path: PathBuf,
@@ -144,11 +161,14 @@ pub struct EngineOptions {
     pub max_requests_per_worker: Option<u64>,
     /// What one request's audio may cost (`maxDuration`, `maxFileSize`).
     pub limits: Limits,
+    /// The Silero VAD model (`vadModelPath`, or found beside the model).
+    pub vad_model: Option<PathBuf>,
     /// Whisper flags, as the caller gave them...
     pub extra_args: Vec<String>,
     /// ...and parsed for the backend (decoding.rs).
     pub extra: ExtraArgs,
     pub log_level: LogLevel,
+    pub gpu: Gpu,
 }
 
 impl EngineOptions {
@@ -169,9 +189,11 @@ impl EngineOptions {
             max_consecutive_failures: DEFAULT_MAX_CONSECUTIVE_FAILURES,
             max_requests_per_worker: None,
             limits: Limits::default(),
+            vad_model: None,
             extra_args: Vec::new(),
             extra: ExtraArgs::default(),
             log_level: LogLevel::default(),
+            gpu: Gpu::Auto,
         }
     }
 
@@ -214,6 +236,24 @@ impl EngineOptions {
             BackendKind::Worker => decoding::Program::Worker,
         };
         self.extra = decoding::parse(&self.extra_args, program)?;
+        // The engine's VAD model, unless extraArgs named one (-vm).
+        if let Some(vad) = self
+            .vad_model
+            .as_ref()
+            .filter(|_| self.extra.decoding.vad_model.is_empty())
+        {
+            self.extra.decoding.vad_model = vad.to_string_lossy().into_owned();
+        }
+        // whisper's own -ng says what `gpu: false` says; -dev what an index does.
+        let flag = |f: &[&str]| self.extra_args.iter().any(|a| f.contains(&a.as_str()));
+        if flag(&["-ng", "--no-gpu"]) {
+            self.gpu = Gpu::Off;
+        } else if flag(&["-dev", "--device"]) && self.gpu != Gpu::Auto {
+            return Err(WhisperError::invalid(
+                "extraArgs",
+                "-dev (--device) and the `gpu` option both choose the GPU: keep `gpu` only",
+            ));
+        }
         Ok(self)
     }
 }
@@ -223,6 +263,11 @@ pub struct TranscribeOptions {
     pub language: Option<String>,
     pub timeout: Option<Duration>,
     pub priority: Priority,
+    /// Skip what is not speech (whisper's voice activity detection).
+    pub vad: bool,
+    /// Decoding settings for this request instead of the engine's (live
+    /// dictation's quick partial hypotheses).
+    pub decoding: Option<std::sync::Arc<crate::decoding::Decoding>>,
 }
 
 pub fn available_cpus() -> usize {
@@ -336,6 +381,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`timeout`"));
+    }
+
+    #[test]
+    fn the_gpu_is_auto_by_default_and_whispers_no_gpu_flag_turns_it_off() {
+        assert_eq!(EngineOptions::new("m.bin").finish().unwrap().gpu, Gpu::Auto);
+        let mut o = EngineOptions::new("m.bin");
+        o.extra_args = vec!["-ng".into()];
+        assert_eq!(o.finish().unwrap().gpu, Gpu::Off);
+        let mut o = EngineOptions::new("m.bin");
+        o.backend = BackendOptions::Cli;
+        o.gpu = Gpu::Index(1);
+        o.extra_args = vec!["-dev".into(), "0".into()];
+        let msg = o.finish().unwrap_err().to_string();
+        assert!(msg.contains("`extraArgs`") && msg.contains("gpu"), "{msg}");
     }
 
     #[test]

@@ -41,12 +41,20 @@ fn default_build(checkout: &Path, target: &str) -> PathBuf {
 }
 
 fn main() {
+    // `cargo check` of a target whose whisper.cpp is not built here (the
+    // macOS and Windows code, checked on Linux): the Rust alone, which
+    // neither compiles the shim nor links.
+    println!("cargo:rerun-if-env-changed=PW_WORKER_CHECK_ONLY");
+    if std::env::var_os("PW_WORKER_CHECK_ONLY").is_some() {
+        return;
+    }
     let target = std::env::var("TARGET").unwrap();
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let checkout = manifest.parent().unwrap().to_path_buf();
     println!("cargo:rerun-if-env-changed=PW_WHISPER_BUILD");
     println!("cargo:rerun-if-env-changed=PW_WHISPER_SRC");
     println!("cargo:rerun-if-changed=src/shim.cpp");
+    println!("cargo:rerun-if-changed=src/devices.cpp");
     let build = std::env::var_os("PW_WHISPER_BUILD")
         .map(PathBuf::from)
         .unwrap_or_else(|| default_build(&checkout, &target));
@@ -74,6 +82,7 @@ fn main() {
     shim.cpp(true)
         .std("c++17")
         .file("src/shim.cpp")
+        .file("src/devices.cpp")
         .include(&generated)
         .include(src.join("include"))
         .include(src.join("ggml/include"))
@@ -90,6 +99,8 @@ fn main() {
         "ggml/src",
         "ggml/src/ggml-metal",
         "ggml/src/ggml-blas",
+        "ggml/src/ggml-vulkan",
+        "ggml/src/ggml-cuda",
     ];
     for dir in dirs {
         for sub in ["", "Release"] {
@@ -120,11 +131,12 @@ fn main() {
         let link = archive(lib).unwrap_or_else(|| format!("static={lib}"));
         println!("cargo:rustc-link-lib={link}");
     }
-    for lib in ["ggml-metal", "ggml-blas"] {
+    for lib in ["ggml-metal", "ggml-blas", "ggml-vulkan", "ggml-cuda"] {
         if let Some(link) = archive(lib) {
             println!("cargo:rustc-link-lib={link}");
         }
     }
+    gpu_libraries(&build, &target);
     let base = archive("ggml-base").unwrap_or_else(|| "static=ggml-base".to_owned());
     println!("cargo:rustc-link-lib={base}");
     if target.contains("apple") {
@@ -146,5 +158,45 @@ fn main() {
     if target.contains("windows") {
         // ggml-cpu reads the CPU's name from the registry.
         println!("cargo:rustc-link-lib=advapi32");
+    }
+}
+
+/// A value of the CMake build's cache (CMakeCache.txt), e.g. the Vulkan
+/// library FindVulkan chose.
+fn cmake_cache(build: &Path, key: &str) -> Option<String> {
+    let cache = std::fs::read_to_string(build.join("CMakeCache.txt")).ok()?;
+    cache.lines().find_map(|l| {
+        let (name, value) = l.split_once('=')?;
+        (name.split(':').next()? == key && !value.is_empty() && !value.ends_with("-NOTFOUND"))
+            .then(|| value.to_owned())
+    })
+}
+
+/// A GPU build's own libraries, linked as the build's CMake linked them: the
+/// Vulkan loader (libvulkan.so.1, vulkan-1.dll: the graphics driver's, never
+/// shipped), or CUDA's runtime and cuBLAS from the toolkit the build used.
+/// Only the GPU variants have them, so a CPU variant needs neither.
+fn gpu_libraries(build: &Path, target: &str) {
+    if build.join("ggml/src/ggml-vulkan").exists() {
+        let library = cmake_cache(build, "Vulkan_LIBRARY")
+            .map(PathBuf::from)
+            .expect("a Vulkan build names its Vulkan_LIBRARY in CMakeCache.txt");
+        if let Some(dir) = library.parent() {
+            println!("cargo:rustc-link-search=native={}", dir.display());
+        }
+        let name = if target.contains("windows") {
+            "vulkan-1"
+        } else {
+            "vulkan"
+        };
+        println!("cargo:rustc-link-lib=dylib={name}");
+    }
+    if build.join("ggml/src/ggml-cuda").exists() {
+        if let Some(dir) = cmake_cache(build, "CUDAToolkit_LIBRARY_DIR") {
+            println!("cargo:rustc-link-search=native={dir}");
+        }
+        for lib in ["cudart", "cublas", "cublasLt", "cuda"] {
+            println!("cargo:rustc-link-lib=dylib={lib}");
+        }
     }
 }

@@ -9,6 +9,7 @@ const USAGE = `usage: persistent-whisper <command> [options]
 
 commands:
   transcribe <files...>    transcribe audio files with a pool of whisper workers
+  listen [file|-]          live dictation from a microphone's PCM on stdin, or a WAV
   models list              the catalogue, with what is downloaded
   models download <name>   download a catalogue model (or --url URL --sha256 HEX)
   models path <name>       where a catalogue model is (or would be) stored
@@ -47,6 +48,8 @@ async function main(argv) {
   switch (command) {
     case 'transcribe':
       return require('./transcribe').run(rest, { parse, integer, UsageError })
+    case 'listen':
+      return require('./listen').run(rest, { parse, integer, UsageError })
     case 'models':
       return require('./models').run(rest, { parse, UsageError })
     case '--help':

@@ -47,6 +47,15 @@ impl Backend {
         }
     }
 
+    /// Where its process decodes and how many decodes run there at once,
+    /// as the process said (the worker program, once started).
+    pub fn placement(&self) -> Option<(persistent_whisper_protocol::device::Device, u32)> {
+        match self {
+            Backend::Cli(_) | Backend::Server(_) => None,
+            Backend::Worker(w) => w.placement(),
+        }
+    }
+
     /// The program it runs, for logs.
     pub fn program(&self) -> &'static str {
         match self {

@@ -19,7 +19,7 @@ pub struct CliBackend {
     pub program: PathBuf,
     pub model: PathBuf,
     /// `extraArgs` (decoding.rs); a request may bring its own decoding.
-    pub extra: ExtraArgs,
+    pub extra: std::sync::Arc<ExtraArgs>,
 }
 
 impl CliBackend {

@@ -5,7 +5,8 @@
 
 use super::any::Backend;
 use super::cli::CliBackend;
-use super::program::{Processes, ProgramConfig, ProgramSlot};
+use super::device::{self, Choice};
+use super::program::{FailOver, Processes, ProgramConfig, ProgramSlot};
 use super::server::{Ports, ServerBackend, ServerConfig};
 use super::threads::Threads;
 use crate::error::Result;
@@ -13,6 +14,7 @@ use crate::events::{Event, EventSink};
 use crate::locate::{self, Located, Places, Program};
 use crate::log::Logger;
 use crate::options::{available_cpus, BackendKind, BackendOptions, EngineOptions};
+use persistent_whisper_protocol::device::Device;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -21,9 +23,14 @@ use std::sync::{Arc, Mutex};
 pub struct BackendFactory {
     make: Arc<dyn Fn() -> Backend + Send + Sync>,
     renew: Option<Arc<dyn Fn() + Send + Sync>>,
-    pub threads: Threads,
+    threads: Threads,
+    /// On a GPU that failed, the CPU build runs with these threads instead.
+    fail_over: Option<(Arc<FailOver>, Threads)>,
     /// Its backends own a process that must start before they take work.
     pub persistent: bool,
+    /// The device its backends decode on, as chosen (a worker process says
+    /// for itself once it runs).
+    pub device: Option<Device>,
 }
 
 impl BackendFactory {
@@ -49,7 +56,27 @@ impl BackendFactory {
             make: Arc::new(make),
             renew: None,
             threads,
+            fail_over: None,
             persistent,
+            device: None,
+        }
+    }
+
+    /// Threads per request: on a GPU a fixed few (they only feed it), on
+    /// the CPU a share of the cores, also after a GPU failed over to it.
+    pub fn threads(&self) -> Threads {
+        match &self.fail_over {
+            Some((fail_over, cpu)) if fail_over.happened() => *cpu,
+            _ => self.threads,
+        }
+    }
+
+    /// The device chosen for its backends, until a GPU failed over to the
+    /// CPU (then the worker processes say where they run).
+    pub fn chosen_device(&self) -> Option<Device> {
+        match &self.fail_over {
+            Some((fail_over, _)) if fail_over.happened() => None,
+            _ => self.device.clone(),
         }
     }
 }
@@ -104,10 +131,27 @@ pub async fn prepare(
         }
         Err(e) => return Err(e),
     };
-    let factory = factory(&options, program.path.clone(), model_bytes);
+    let kind = options.backend.kind();
+    let choice = device::choose(&options, program, program_of(kind)).await;
+    if let Some(reason) = &choice.fallback {
+        log.warn(format_args!("{reason}"));
+        events(Event::DeviceFallback {
+            device: choice.device.clone(),
+            reason: reason.clone(),
+        });
+    }
+    let (fail_log, fail_events) = (log.clone(), events.clone());
+    let announce = move |reason: String| {
+        fail_log.warn(format_args!("{reason}"));
+        fail_events(Event::DeviceFallback {
+            device: None,
+            reason,
+        });
+    };
+    let factory = factory(&options, &choice, model_bytes, announce);
     Ok(Prepared {
         options,
-        program,
+        program: choice.program,
         factory,
     })
 }
@@ -186,6 +230,16 @@ fn locate_program(o: &EngineOptions) -> Result<Located> {
     )
 }
 
+/// The worker program, for what only it does (voice activity detection)
+/// whatever the backend: found as the 'worker' backend would find it.
+pub fn locate_worker(o: &EngineOptions) -> Result<Located> {
+    let mut worker = o.clone();
+    if o.backend.kind() != BackendKind::Worker {
+        worker.backend = BackendOptions::default_for(BackendKind::Worker);
+    }
+    locate_program(&worker)
+}
+
 /// Blocking file work on tokio's blocking threads.
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -197,20 +251,94 @@ async fn off_thread<T: Send + 'static>(
     })
 }
 
-/// The backend the options ask for, running `program` with a model of `model_bytes`.
-pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> BackendFactory {
+/// The backend the options ask for, running the chosen device's program with
+/// a model of `model_bytes`; `announce` says when a GPU fails over to the CPU.
+pub fn factory(
+    options: &EngineOptions,
+    choice: &Choice,
+    model_bytes: u64,
+    announce: impl Fn(String) + Send + Sync + 'static,
+) -> BackendFactory {
+    let mut factory = backend_factory(options, choice, model_bytes, announce);
+    factory.device = choice.device.clone();
+    factory
+}
+
+/// The options with the flags that tell the programs the chosen device
+/// (and, for the worker program's rule for decodes on a GPU, how many
+/// decoders a decode runs).
+fn with_device(options: &EngineOptions, choice: &Choice) -> EngineOptions {
+    let mut o = options.clone();
+    o.extra.process_args.extend(choice.whisper_flags());
+    o.extra.worker_flags.extend(choice.worker_flags());
+    o.extra.worker_flags.extend(decoders(options));
+    o
+}
+
+/// `--decoders`: beam search and best-of keep a KV cache per decoder.
+fn decoders(options: &EngineOptions) -> [String; 2] {
+    let d = &options.extra.decoding;
+    let n = d.beam_size.max(d.best_of).clamp(1, 8);
+    ["--decoders".into(), n.to_string()]
+}
+
+/// The worker processes' way back to the CPU build from a GPU (the same
+/// program with `--no-gpu` where the CPU build drives the GPU itself).
+fn fail_over(
+    options: &EngineOptions,
+    choice: &Choice,
+    config: &ProgramConfig,
+    announce: impl Fn(String) + Send + Sync + 'static,
+) -> Option<Arc<FailOver>> {
+    let program = choice.cpu_program.clone().filter(|_| choice.on_gpu())?;
+    let mut extra = options.extra.clone();
+    extra.worker_flags.push("--no-gpu".into());
+    extra.worker_flags.extend(decoders(options));
+    let cpu = ProgramConfig {
+        program,
+        model: config.model.clone(),
+        model_bytes: config.model_bytes,
+        extra,
+        limits: config.limits,
+        processes: config.processes,
+        slots_per_process: config.slots_per_process,
+        fail_over: None,
+    };
+    Some(Arc::new(FailOver::new(cpu, announce)))
+}
+
+fn backend_factory(
+    options: &EngineOptions,
+    choice: &Choice,
+    model_bytes: u64,
+    announce: impl Fn(String) + Send + Sync + 'static,
+) -> BackendFactory {
+    let original = options;
+    let options = &with_device(original, choice);
+    let program = choice.program.path.clone();
     let cores = available_cpus();
     let budget = options
         .threads
         .map_or(Threads::Budget { cores }, Threads::Fixed);
+    // On a GPU whisper's CPU threads only prepare its work (the spectrogram,
+    // the few operations a GPU leaves to the CPU): whisper-cli's default of
+    // up to 4, not a share of the cores; how many decodes run at once is
+    // the worker program's rule, by the GPU's free memory.
+    let on_device = if choice.on_gpu() {
+        options
+            .threads
+            .map_or(Threads::Fixed(cores.min(4)), Threads::Fixed)
+    } else {
+        budget
+    };
     match &options.backend {
         BackendOptions::Cli => {
             let cli = CliBackend {
                 program,
                 model: options.model_path.clone(),
-                args: options.extra.cli_args(),
+                extra: Arc::new(options.extra.clone()),
             };
-            BackendFactory::new(budget, false, move || Backend::Cli(cli.clone()))
+            BackendFactory::new(on_device, false, move || Backend::Cli(cli.clone()))
         }
         BackendOptions::Server { base_port, .. } => {
             // A server's threads are fixed when it starts; each gets every
@@ -231,7 +359,7 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
         }
         BackendOptions::Worker { processes, .. } => {
             let processes = (*processes).max(1);
-            let config = Arc::new(ProgramConfig {
+            let config = ProgramConfig {
                 program,
                 model: options.model_path.clone(),
                 model_bytes,
@@ -239,16 +367,23 @@ pub fn factory(options: &EngineOptions, program: PathBuf, model_bytes: u64) -> B
                 limits: options.limits,
                 processes,
                 slots_per_process: options.max_workers.div_ceil(processes),
+                fail_over: None,
+            };
+            let fail_over = fail_over(original, choice, &config, announce);
+            let config = Arc::new(ProgramConfig {
+                fail_over: fail_over.clone(),
+                ..config
             });
             let current = Arc::new(Mutex::new(Processes::new(config.clone())));
             let (make_from, renew) = (current.clone(), current);
-            let mut factory = BackendFactory::new(budget, true, move || {
+            let mut factory = BackendFactory::new(on_device, true, move || {
                 let processes = make_from.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 Backend::Worker(ProgramSlot::new(processes))
             });
             factory.renew = Some(Arc::new(move || {
                 *renew.lock().unwrap_or_else(|e| e.into_inner()) = Processes::new(config.clone());
             }));
+            factory.fail_over = fail_over.map(|f| (f, budget));
             factory
         }
     }

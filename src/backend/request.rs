@@ -3,6 +3,7 @@
 
 use crate::audio::Audio;
 use crate::cancel::CancelReason;
+use crate::decoding::Decoding;
 use crate::error::WhisperError;
 use crate::observe::Observer;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct Request {
     pub live_threads: Option<tokio::sync::watch::Receiver<usize>>,
     /// Where its progress and segments go, if the caller wants them.
     pub observer: Option<Arc<Observer>>,
+    /// Its decoding settings, when not the engine's.
+    pub decoding: Option<Arc<Decoding>>,
 }
 
 /// Why a request ended without a transcript.
@@ -54,6 +57,9 @@ pub enum LossCause {
     /// The engine killed it for another request's sake (a cancel or a
     /// timeout it did not answer): this one did nothing.
     Engine,
+    /// It ran on a GPU, which failed (the backend fails over to the CPU):
+    /// not the requests' doing.
+    Device,
 }
 
 impl From<WhisperError> for Unfinished {

@@ -9,8 +9,10 @@
 //! and the overtaken calls resolve once nothing runs.
 
 use super::status::EngineStatus;
+use super::LiveSetup;
 use super::Shared;
 use crate::audio;
+use crate::backend::program::{FindProgram, VadService};
 use crate::backend::{self, Request, Threads};
 use crate::cancel::CancelToken;
 use crate::error::{display_path, Result, WhisperError};
@@ -47,6 +49,7 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<Result<()>>),
     Transcribe(Admission),
     Snapshot(oneshot::Sender<Snapshot>),
+    Live(oneshot::Sender<Result<LiveSetup>>),
 }
 
 pub(super) struct Snapshot {
@@ -67,6 +70,18 @@ struct Running {
     model_bytes: u64,
     program: Located,
     threads: Threads,
+    /// The voice activity detector, when there is a VAD model.
+    vad: Option<Arc<VadService>>,
+}
+
+impl Running {
+    /// Ends every process: the pool's and the detector's.
+    async fn shut_down(&self) {
+        self.pool.shutdown().await;
+        if let Some(vad) = &self.vad {
+            vad.shut_down().await;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +163,7 @@ impl Actor {
                     // The engine is gone: so are its processes.
                     None => {
                         if let Phase::Running(r) = &self.phase {
-                            r.pool.shutdown().await;
+                            r.shut_down().await;
                         }
                         return;
                     }
@@ -184,6 +199,9 @@ impl Actor {
                 }
             }
             Command::Shutdown(reply) => self.shutdown(reply).await,
+            Command::Live(reply) => {
+                let _ = reply.send(self.live_setup());
+            }
         }
     }
 
@@ -244,7 +262,7 @@ impl Actor {
             (Err(e), Lifecycle::Initialize) => {
                 self.log.error(format_args!("initialize() failed: {e}"));
                 if let Phase::Running(r) = std::mem::replace(&mut self.phase, Phase::Created) {
-                    r.pool.shutdown().await;
+                    r.shut_down().await;
                 }
                 self.shared.set_pool(None);
             }
@@ -294,7 +312,7 @@ impl Actor {
                 self.log.info(format_args!("shutting down"));
                 self.phase = Phase::ShutDown(Some(r.pool.clone()));
                 self.shared.set_pool(None);
-                r.pool.shutdown().await;
+                r.shut_down().await;
                 self.log.info(format_args!("shut down"));
                 Ok(())
             }
@@ -310,6 +328,26 @@ impl Actor {
             let _ = waiter.send(Ok(()));
         }
         let _ = reply.send(result);
+    }
+
+    /// What a live session needs from the running engine.
+    fn live_setup(&self) -> Result<LiveSetup> {
+        let running = match &self.phase {
+            Phase::Running(r) => r,
+            Phase::Created => {
+                return Err(WhisperError::NotInitialized { action: "listen()" });
+            }
+            Phase::ShutDown(_) => return Err(WhisperError::shutdown()),
+        };
+        let vad = running
+            .vad
+            .clone()
+            .ok_or_else(|| model::no_vad_model(&self.options.model_path))?;
+        Ok(LiveSetup {
+            vad,
+            language: self.options.language.clone(),
+            decoding: self.options.extra.decoding.clone(),
+        })
     }
 
     /// Checks the file (off this thread, bounded in time) and hands the
@@ -373,6 +411,10 @@ impl Actor {
             Ok(audio) => audio,
             Err(e) => return refuse(&self.events, e, reply),
         };
+        let decoding = match request_decoding(&self.options, &options) {
+            Ok(decoding) => decoding,
+            Err(e) => return refuse(&self.events, e, reply),
+        };
         let contention = super::contention(&self.options, available_cpus());
         let timeout = options
             .timeout
@@ -388,6 +430,7 @@ impl Actor {
                 threads: 0,
                 live_threads: None,
                 observer,
+                decoding,
             },
             priority: options.priority,
             timeout,
@@ -411,7 +454,7 @@ impl Actor {
                     cores: available_cpus(),
                 },
             },
-            |r| r.threads,
+            |r| r.pool.threads(),
         );
         Snapshot {
             status: EngineStatus::new(
@@ -422,7 +465,8 @@ impl Actor {
                 threads,
                 running.map(|r| r.program.clone()),
                 pool.and_then(Pool::whisper_features),
-            ),
+            )
+            .with_device(pool.and_then(Pool::device)),
             workers: pool.map(Pool::worker_statuses).unwrap_or_default(),
             queue: pool.map(Pool::queue_status).unwrap_or(QueueStatus {
                 queue_length: 0,
@@ -446,13 +490,14 @@ async fn start_pool(
 ) -> Result<(Running, Arc<EngineOptions>)> {
     let path = options.model_path.clone();
     let model_bytes = off_thread(move || model::check_model(&path)).await?;
+    let options = with_vad_model(options).await?;
     let backend::Prepared {
         options,
         program,
         factory,
     } = backend::prepare(options, model_bytes, log, &events).await?;
     let o = &options;
-    let threads = factory.threads;
+    let threads = factory.threads();
     let config = PoolConfig {
         min_workers: o.min_workers,
         max_workers: o.max_workers,
@@ -463,13 +508,62 @@ async fn start_pool(
         max_requests_per_worker: o.max_requests_per_worker,
     };
     let pool = Pool::new(config, factory, &base_log, events);
+    let vad = options.vad_model.clone().map(|model| {
+        let find: FindProgram = match o.backend.kind() {
+            BackendKind::Worker => {
+                let path = program.path.clone();
+                Box::new(move || Ok(path.clone()))
+            }
+            _ => {
+                let o = options.clone();
+                Box::new(move || backend::locate_worker(&o).map(|l| l.path))
+            }
+        };
+        Arc::new(VadService::new(find, model))
+    });
     let running = Running {
         pool,
         model_bytes,
         program,
         threads,
+        vad,
     };
     Ok((running, options))
+}
+
+/// The options with the Silero VAD model found (named, or beside the
+/// whisper model), so that every backend starts able to skip silence.
+async fn with_vad_model(options: Arc<EngineOptions>) -> Result<Arc<EngineOptions>> {
+    let named = options.vad_model.clone();
+    let whisper_model = options.model_path.clone();
+    let found = off_thread(move || model::find_vad_model(named.as_deref(), &whisper_model)).await?;
+    if found == options.vad_model {
+        return Ok(options);
+    }
+    let mut options = (*options).clone();
+    options.vad_model = found;
+    Ok(Arc::new(options.finish()?))
+}
+
+/// A request's decoding settings when they are not the engine's: its own
+/// (live dictation's partials), or the engine's with voice activity
+/// detection on (`vad: true`), which needs a VAD model.
+fn request_decoding(
+    engine: &EngineOptions,
+    request: &TranscribeOptions,
+) -> Result<Option<Arc<crate::decoding::Decoding>>> {
+    if let Some(own) = &request.decoding {
+        return Ok(Some(own.clone()));
+    }
+    if !request.vad || engine.extra.decoding.vad {
+        return Ok(None);
+    }
+    if engine.extra.decoding.vad_model.is_empty() {
+        return Err(model::no_vad_model(&engine.model_path));
+    }
+    let mut decoding = engine.extra.decoding.clone();
+    decoding.vad = true;
+    Ok(Some(Arc::new(decoding)))
 }
 
 /// Blocking file work on tokio's blocking threads.

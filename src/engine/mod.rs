@@ -71,6 +71,15 @@ impl Shared {
     }
 }
 
+/// What a live session needs from the running engine.
+pub struct LiveSetup {
+    pub vad: Arc<crate::backend::program::VadService>,
+    pub language: String,
+    /// The engine's decoding settings (finals use them; partials a quicker variant).
+    pub decoding: crate::decoding::Decoding,
+}
+
+#[derive(Clone)]
 pub struct Engine {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
@@ -210,6 +219,13 @@ impl Engine {
         let (tx, rx) = oneshot::channel();
         let _ = self.commands.send(Command::Snapshot(tx));
         async move { rx.await.map(pick).unwrap_or_else(|_| gone()) }
+    }
+
+    /// What a live session needs: the voice activity detector and the
+    /// engine's settings; ERR_NOT_INITIALIZED before initialize(), and
+    /// ERR_MODEL_LOAD without a VAD model.
+    pub fn live_setup(&self) -> impl Future<Output = Result<LiveSetup>> + Send + 'static {
+        self.ask(Command::Live, || Err(WhisperError::shutdown()))
     }
 
     pub fn status(&self) -> impl Future<Output = EngineStatus> + Send + 'static {

@@ -24,6 +24,9 @@ pub struct EngineStatus {
     pub program: Option<Located>,
     /// The changes to whisper.cpp it has, where it says (the worker program).
     pub whisper_features: Option<Vec<String>>,
+    /// The device whisper decodes on, and how many decodes run there at
+    /// once (where a worker process said).
+    pub device: Option<(persistent_whisper_protocol::device::Device, Option<u32>)>,
 }
 
 impl EngineStatus {
@@ -45,7 +48,15 @@ impl EngineStatus {
             thread_budget: false,
             program: None,
             whisper_features: None,
+            device: None,
         }
+    }
+
+    pub fn with_device(
+        self,
+        device: Option<(persistent_whisper_protocol::device::Device, Option<u32>)>,
+    ) -> Self {
+        EngineStatus { device, ..self }
     }
 
     pub fn new(
@@ -81,6 +92,7 @@ impl EngineStatus {
             thread_budget,
             program,
             whisper_features,
+            device: None,
         }
     }
 }

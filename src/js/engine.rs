@@ -7,6 +7,7 @@ use crate::error::WhisperError;
 use crate::events::{Event, EventSink};
 use crate::js::abort;
 use crate::js::error::{to_js_error, to_thrown};
+use crate::js::live;
 use crate::js::options::{engine_options, transcription};
 use crate::js::types;
 use crate::locate;
@@ -49,6 +50,11 @@ type EventCallback =
 /// and onSegment); held strongly, only while the request runs.
 type ReportCallback =
     ThreadsafeFunction<types::RequestReport, (), types::RequestReport, Status, false>;
+
+/// A live session's events go to a JS function (lib/live.js emits them),
+/// weakly like the engine's.
+type LiveCallback =
+    ThreadsafeFunction<live::LiveSessionEvent, (), live::LiveSessionEvent, Status, false, true>;
 
 /// A pool of whisper.cpp worker processes (the JS layer, lib/index.js,
 /// wraps it as an EventEmitter).
@@ -172,6 +178,76 @@ impl NativeEngine {
                     listener.remove(env);
                 }
                 settled
+            },
+        )
+    }
+
+    /// Starts a live session once the voice activity detector is up;
+    /// `onEvent` gets its events, 'close' last.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options: ListenOptions | undefined, onEvent: (event: LiveSessionEvent) => void",
+        ts_return_type = "Promise<NativeLiveSession>"
+    )]
+    pub fn listen<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown<'env>>,
+        on_event: LiveCallback,
+    ) -> napi::Result<PromiseRaw<'env, live::NativeLiveSession>> {
+        let (options, signal) = match live::listen_options(env, options) {
+            Ok(r) => r,
+            Err(e) => return rejected(env, e),
+        };
+        if signal.as_ref().is_some_and(|s| abort::is_aborted(env, s)) {
+            return rejected(
+                env,
+                WhisperError::Aborted {
+                    path: "the live session".into(),
+                },
+            );
+        }
+        let signal = match signal.map(|s| s.create_ref::<false>()).transpose() {
+            Ok(signal) => signal,
+            Err(e) => return rejected(env, WhisperError::invalid("signal", e.reason)),
+        };
+        let engine = self.engine.clone();
+        let setup = engine.live_setup();
+        env.spawn_future_with_callback(
+            async move {
+                let started = async {
+                    let setup = setup.await?;
+                    setup.vad.ready().await?;
+                    Ok(setup)
+                };
+                Ok((started.await, tokio::runtime::Handle::current()))
+            },
+            move |env, (setup, runtime)| {
+                let signal = signal.map(|s| {
+                    let value = s.get_value(env);
+                    let _ = s.unref(env);
+                    value
+                });
+                let setup = setup.map_err(|e| to_js_error(env, &e))?;
+                let emit: crate::live::Emit = Arc::new(move |event| {
+                    on_event.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking);
+                });
+                let session = crate::live::start((*engine).clone(), setup, options, emit, &runtime);
+                let mut native = live::NativeLiveSession::new(session);
+                if let Some(Ok(signal)) = signal {
+                    // Aborted while the detector started: the session ends at once.
+                    if abort::is_aborted(env, &signal) {
+                        native.abort();
+                    } else if let Err(thrown) = native.follow(env, &signal) {
+                        native.abort();
+                        let error = WhisperError::invalid(
+                            "signal",
+                            format!("its addEventListener threw: {thrown}"),
+                        );
+                        return Err(to_js_error(env, &error));
+                    }
+                }
+                Ok(native)
             },
         )
     }

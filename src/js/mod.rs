@@ -5,5 +5,6 @@ mod abort;
 pub mod engine;
 mod error;
 mod fields;
+pub mod live;
 mod options;
 mod types;

@@ -5,10 +5,12 @@
 //! ERR_INVALID_OPTIONS naming the option, and never a synchronous throw from
 //! transcribe().
 
-use super::fields::{js_read, type_name, Fields, Handle, Result};
+use super::fields::{js_read, type_name, Fields, Handle, JsField, Result};
 use crate::audio::Input;
 use crate::error::WhisperError;
-use crate::options::{check, BackendKind, BackendOptions, EngineOptions, TranscribeOptions};
+use crate::options::{
+    check, BackendKind, BackendOptions, EngineOptions, Gpu, TranscribeOptions, MAX_GPU_INDEX,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
@@ -82,6 +84,11 @@ pub struct PersistentWhisperOptions {
     /// Replace a worker (and its process) after it has served this many
     /// requests, for memory hygiene. Default: never.
     pub max_requests_per_worker: Option<f64>,
+    /// A Silero VAD model in whisper.cpp's ggml format, for listen() and
+    /// transcribe()'s `vad`. Default: ggml-silero-v6.2.0.bin (or v5.1.2)
+    /// beside the whisper model, if there is one (`npx persistent-whisper
+    /// models download silero-v6.2.0`).
+    pub vad_model_path: Option<String>,
     /// The longest audio a request may hold, in ms: longer audio rejects
     /// with ERR_AUDIO_UNREADABLE naming this limit. Default 14400000 (4 h);
     /// at most 24 h.
@@ -92,6 +99,14 @@ pub struct PersistentWhisperOptions {
     /// Extra whisper flags from an allow-list (decoding flags such as -bs, -bo,
     /// -nf, --prompt; -ot, -d, -fa, -nfa, -ng, --vad, -vm ...); see README.
     pub extra_args: Option<Vec<String>>,
+    /// The device whisper decodes on. 'auto' (default): the best GPU that
+    /// works here (the platform package's Vulkan build on Linux and
+    /// Windows, Metal on Apple silicon), else the CPU, with a warning and a
+    /// 'deviceFallback' event, never an error. false: the CPU only; no GPU
+    /// build is started and no GPU library loaded. A number: that GPU (0
+    /// for the first), falling back as 'auto' does where it does not work.
+    #[napi(ts_type = "'auto' | false | number")]
+    pub gpu: Option<GpuValue>,
     /// Default 'warn': quiet while things work.
     #[napi(ts_type = "'silent' | 'error' | 'warn' | 'info' | 'debug'")]
     pub log_level: Option<String>,
@@ -118,11 +133,53 @@ js_read!(PersistentWhisperOptions {
     max_queue_size,
     max_consecutive_failures,
     max_requests_per_worker,
+    vad_model_path,
     max_duration,
     max_file_size,
     extra_args,
     log_level,
+    gpu,
 });
+
+/// `gpu`'s value: 'auto', false, or a GPU's index.
+pub struct GpuValue(Gpu);
+
+impl JsField for Option<GpuValue> {
+    fn read(f: &Fields, name: &str) -> Result<Self> {
+        let Some(v) = f.get(name)? else {
+            return Ok(None);
+        };
+        let wanted = "'auto', false or a GPU's index (0 for the first)";
+        let gpu = match v.get_type() {
+            // SAFETY (each cast): the value is of the type just checked.
+            Ok(ValueType::Boolean) => match unsafe { v.cast::<bool>() } {
+                Ok(false) => Gpu::Off,
+                _ => {
+                    return Err(WhisperError::invalid(
+                        name,
+                        format!("must be {wanted} (got true)"),
+                    ))
+                }
+            },
+            Ok(ValueType::String) => match unsafe { v.cast::<String>() } {
+                Ok(s) if s == "auto" => Gpu::Auto,
+                Ok(s) => {
+                    return Err(WhisperError::invalid(
+                        name,
+                        format!("must be {wanted} (got {s:?})"),
+                    ))
+                }
+                Err(e) => return Err(WhisperError::invalid(name, e.reason)),
+            },
+            Ok(ValueType::Number) => {
+                let n = unsafe { v.cast::<f64>() }.unwrap_or(f64::NAN);
+                Gpu::Index(check::integer(name, n, 0, MAX_GPU_INDEX)? as u32)
+            }
+            _ => return Err(Fields::wrong(name, wanted, &v)),
+        };
+        Ok(Some(GpuValue(gpu)))
+    }
+}
 
 /// transcribe()'s options.
 #[napi(
@@ -136,6 +193,11 @@ pub struct TranscribeRequestOptions {
     pub language: Option<String>,
     /// Overrides the engine's timeout (ms) for this request.
     pub timeout: Option<f64>,
+    /// Transcribe only the speech (whisper's voice activity detection with
+    /// the engine's Silero VAD model, see vadModelPath): faster on sparse
+    /// audio, and no text invented in silence. Segment times stay on the
+    /// original timeline. Default false.
+    pub vad: Option<bool>,
     /// 'high' requests (dictation) go before queued 'normal' ones; FIFO within
     /// a priority. Default 'normal'.
     #[napi(ts_type = "'high' | 'normal'")]
@@ -160,6 +222,7 @@ pub struct TranscribeRequestOptions {
 js_read!(TranscribeRequestOptions {
     language,
     timeout,
+    vad,
     priority,
     signal,
     on_progress,
@@ -275,11 +338,17 @@ impl TryFrom<PersistentWhisperOptions> for EngineOptions {
         if let Some(n) = js.max_file_size {
             o.limits.max_file_bytes = check::integer("maxFileSize", n, 1, u64::from(u32::MAX) * 4)?;
         }
+        if let Some(s) = js.vad_model_path {
+            o.vad_model = Some(check::path("vadModelPath", s)?);
+        }
         if let Some(args) = js.extra_args {
             o.extra_args = args;
         }
         if let Some(s) = js.log_level {
             o.log_level = check::log_level(&s)?;
+        }
+        if let Some(GpuValue(gpu)) = js.gpu {
+            o.gpu = gpu;
         }
         o.finish()
     }
@@ -443,12 +512,14 @@ impl TryFrom<TranscribeRequestOptions> for TranscribeOptions {
                 .map(|s| check::priority(&s))
                 .transpose()?
                 .unwrap_or_default(),
+            vad: js.vad.unwrap_or(false),
+            decoding: None,
         })
     }
 }
 
 /// An AbortSignal: an object with `aborted` and the listener methods.
-fn abort_signal<'env>(env: &'env Env, value: Unknown<'env>) -> Result<Object<'env>> {
+pub(super) fn abort_signal<'env>(env: &'env Env, value: Unknown<'env>) -> Result<Object<'env>> {
     let wrong = |got: &str| {
         WhisperError::invalid(
             "signal",

@@ -104,6 +104,34 @@ impl From<CoreResult> for TranscriptionResult {
     }
 }
 
+/// The device whisper decodes on.
+#[napi(object)]
+pub struct DeviceStatus {
+    /// 'cpu', or the GPU backend: 'vulkan' (Linux and Windows), 'metal'
+    /// (Apple silicon), 'cuda' (a build of your own).
+    #[napi(ts_type = "'cpu' | 'vulkan' | 'metal' | 'cuda'")]
+    pub kind: String,
+    /// The device's name, e.g. 'NVIDIA GeForce RTX 4070', or the CPU's.
+    pub name: String,
+    /// A GPU's memory, in bytes.
+    pub memory_bytes: Option<f64>,
+    /// Backend 'worker' on a GPU: how many decodes its process runs there
+    /// at once (what the GPU's free memory fits, at most the workers of
+    /// that process); the other requests wait their turn.
+    pub decodes: Option<u32>,
+}
+
+impl DeviceStatus {
+    pub fn of(device: persistent_whisper_protocol::device::Device, decodes: Option<u32>) -> Self {
+        DeviceStatus {
+            kind: device.kind,
+            name: device.name,
+            memory_bytes: device.memory_bytes.map(|b| b as f64),
+            decodes,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct WorkerStatus {
     pub id: String,
@@ -119,6 +147,8 @@ pub struct WorkerStatus {
     pub last_error: Option<String>,
     /// Backend 'server': its whisper-server is up with the model loaded.
     pub model_loaded: bool,
+    /// The device it decodes on (none once it is terminated).
+    pub device: Option<DeviceStatus>,
 }
 
 impl From<CoreWorkerStatus> for WorkerStatus {
@@ -134,6 +164,7 @@ impl From<CoreWorkerStatus> for WorkerStatus {
             current_request: w.current_request,
             last_error: w.last_error,
             model_loaded: w.model_loaded,
+            device: w.device.map(|(d, n)| DeviceStatus::of(d, n)),
         }
     }
 }
@@ -241,6 +272,10 @@ pub struct EngineStatus {
     pub thread_budget: bool,
     /// The whisper program the workers run (once initialized), and where it was found.
     pub program: Option<ProgramStatus>,
+    /// The device whisper decodes on (the `gpu` option), once initialized;
+    /// none for a whisper-cli or whisper-server you named, whose device
+    /// the engine cannot tell.
+    pub device: Option<DeviceStatus>,
 }
 
 #[napi(object)]
@@ -292,6 +327,7 @@ impl From<CoreEngineStatus> for EngineStatus {
             program: s
                 .program
                 .map(|p| ProgramStatus::of(p, s.whisper_features.clone())),
+            device: s.device.map(|(d, n)| DeviceStatus::of(d, n)),
         }
     }
 }
@@ -354,7 +390,7 @@ impl From<CoreQueueStatus> for QueueStatus {
 #[napi(object)]
 pub struct EngineEvent {
     #[napi(
-        ts_type = "'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'error'"
+        ts_type = "'workerStarted' | 'workerExited' | 'requestCompleted' | 'requestFailed' | 'requestRetried' | 'queueFull' | 'drain' | 'backendFallback' | 'deviceFallback' | 'error'"
     )]
     pub r#type: String,
     pub worker_id: Option<String>,
@@ -369,6 +405,8 @@ pub struct EngineEvent {
     pub max_queue_size: Option<u32>,
     /// backendFallback: the backend the engine runs instead.
     pub backend: Option<String>,
+    /// deviceFallback at initialize(): the device the engine runs on instead.
+    pub device: Option<DeviceStatus>,
 }
 
 impl EngineEvent {
@@ -385,6 +423,7 @@ impl EngineEvent {
             message: None,
             max_queue_size: None,
             backend: None,
+            device: None,
         }
     }
 }
@@ -452,6 +491,11 @@ impl From<Event> for EngineEvent {
                 backend: Some(to.to_owned()),
                 message: Some(reason),
                 ..EngineEvent::named("backendFallback")
+            },
+            Event::DeviceFallback { device, reason } => EngineEvent {
+                device: device.map(|d| DeviceStatus::of(d, None)),
+                message: Some(reason),
+                ..EngineEvent::named("deviceFallback")
             },
             Event::Error { error } => EngineEvent {
                 code: Some(error.code().to_owned()),

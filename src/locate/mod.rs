@@ -7,6 +7,7 @@
 
 pub mod addon;
 pub mod cpu;
+pub mod device;
 
 use crate::error::{display_path, Result, WhisperError};
 use std::ffi::OsString;

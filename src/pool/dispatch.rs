@@ -72,16 +72,17 @@ impl Shared {
             let mut queued = state.queue.pop_front().expect("queue is not empty");
             let threads = self
                 .factory
-                .threads
+                .threads()
                 .for_request(state.threads_in_use(), starting);
             queued.job.request.threads = threads;
             let worker = &mut state.workers[i];
-            let live_threads =
-                (self.factory.threads.is_budget() && worker.backend.adjusts_threads()).then(|| {
-                    let (tx, rx) = watch::channel(threads);
-                    queued.job.request.live_threads = Some(rx);
-                    tx
-                });
+            let live_threads = (self.factory.threads().is_budget()
+                && worker.backend.adjusts_threads())
+            .then(|| {
+                let (tx, rx) = watch::channel(threads);
+                queued.job.request.live_threads = Some(rx);
+                tx
+            });
             worker.begin(Busy {
                 request: queued.job.request.id.clone(),
                 path: queued.job.request.audio.describe(),
@@ -110,7 +111,7 @@ impl Shared {
     /// does not leave the first request holding them all while the others
     /// crowd the same cores.
     fn rebalance_threads(&self, state: &mut PoolState) {
-        let Threads::Budget { cores } = self.factory.threads else {
+        let Threads::Budget { cores } = self.factory.threads() else {
             return;
         };
         let fixed: usize = state

@@ -196,7 +196,35 @@ impl Pool {
 
     pub fn worker_statuses(&self) -> Vec<WorkerStatus> {
         let state = self.shared.lock();
-        state.workers.iter().map(|w| w.status()).collect()
+        let chosen = self.shared.factory.chosen_device().map(|d| (d, None));
+        state
+            .workers
+            .iter()
+            .map(|w| w.status())
+            .map(|mut s| {
+                if s.device.is_none() && s.state != WorkerState::Terminated {
+                    s.device = chosen.clone();
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// The device the workers decode on: a worker process's word, else the
+    /// device chosen for the backend; and how many decodes run there at once.
+    pub fn device(&self) -> Option<(persistent_whisper_protocol::device::Device, Option<u32>)> {
+        let state = self.shared.lock();
+        state
+            .workers
+            .iter()
+            .find_map(|w| w.backend.placement())
+            .map(|(d, n)| (d, Some(n)))
+            .or_else(|| self.shared.factory.chosen_device().map(|d| (d, None)))
+    }
+
+    /// Threads per request now (a GPU that failed over changes them).
+    pub fn threads(&self) -> crate::backend::Threads {
+        self.shared.factory.threads()
     }
 
     pub fn queue_status(&self) -> QueueStatus {

@@ -162,6 +162,9 @@ pub struct WorkerStatus {
     pub last_error: Option<String>,
     /// Its process keeps the model loaded (server backend, once started).
     pub model_loaded: bool,
+    /// The device it decodes on, and how many decodes run there at once
+    /// (its worker process's word; else the device chosen for the backend).
+    pub device: Option<(persistent_whisper_protocol::device::Device, Option<u32>)>,
 }
 
 impl Drop for WorkerRecord {
@@ -345,6 +348,7 @@ impl WorkerRecord {
             last_error: s.last_error.clone(),
             model_loaded: self.backend.is_persistent()
                 && matches!(self.phase, Phase::Ready | Phase::Busy(_)),
+            device: self.backend.placement().map(|(d, n)| (d, Some(n))),
         }
     }
 }

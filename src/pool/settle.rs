@@ -199,8 +199,10 @@ impl Shared {
                         }
                         Some(tx) => {
                             // Not proven guilty: run it again, alone unless
-                            // the engine itself killed the process.
-                            queued.suspect |= loss.cause != LossCause::Engine;
+                            // the engine itself killed the process or its
+                            // GPU failed.
+                            queued.suspect |=
+                                !matches!(loss.cause, LossCause::Engine | LossCause::Device);
                             state.totals.retried += 1;
                             log.info(format_args!("{request_id} runs again: {}", loss.detail));
                             self.emit(Event::RequestRetried {

@@ -9,6 +9,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
+pub mod device;
 pub mod settings;
 
 use settings::decoding_settings;
@@ -24,6 +25,9 @@ pub const MAX_PAYLOAD: u64 = 1 << 32;
 /// A segment's text is cut to this many bytes, so that a reply always fits
 /// in a message (whisper's segments are a few hundred bytes at most).
 pub const MAX_SEGMENT_TEXT: usize = 64 * 1024;
+/// The voice activity detector's window: 512 samples (32 ms at 16 kHz), one
+/// speech probability each.
+pub const VAD_WINDOW: usize = 512;
 
 use ServerTakes::{CommandLine, Form};
 
@@ -85,6 +89,13 @@ pub enum Request {
     /// Run a transcription on this many threads from its next step on (the
     /// engine re-splits the cores as requests start and end).
     Threads { id: u64, threads: u32 },
+    /// Voice activity detection (a worker started with `--vad-model`): the
+    /// payload holds the next 16 kHz mono samples of stream `id`, f32
+    /// little-endian, whole windows of VAD_WINDOW; the answer is `VadProbs`.
+    /// A new id starts a stream.
+    VadAudio { id: u64 },
+    /// Stream `id` is over: its detector's state is let go.
+    VadClose { id: u64 },
 }
 
 /// Where a request's audio is.
@@ -180,10 +191,22 @@ pub enum Reply {
         failure: Failure,
         message: String,
     },
+    /// The speech probability of each window of a `VadAudio`, in order.
+    VadProbs {
+        id: u64,
+        probs: Vec<f32>,
+    },
     /// The worker cannot serve at all (its model did not load); it exits.
     Fatal {
         failure: Failure,
         message: String,
+    },
+    /// Sent before `Ready` by a worker that knows its device: where it
+    /// decodes, and how many decodes it runs at once there (on a GPU, what
+    /// its free memory fits: device::decodes_that_fit; more wait their turn).
+    Device {
+        device: device::Device,
+        decodes: u32,
     },
 }
 

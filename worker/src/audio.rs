@@ -169,6 +169,17 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Vec<f32>, AudioError> {
     Ok(samples)
 }
 
+/// f32 little-endian samples from a payload, whatever their number.
+pub fn samples_of_unbounded(payload: &[u8]) -> Result<Vec<f32>, String> {
+    if !payload.len().is_multiple_of(4) {
+        return Err("the samples are not whole 32-bit floats".into());
+    }
+    Ok(payload
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
 /// 16 kHz mono f32 little-endian samples from a payload.
 pub fn samples_of(payload: &[u8], limits: &Limits) -> Result<Vec<f32>, AudioError> {
     if !payload.len().is_multiple_of(4) {
@@ -179,10 +190,7 @@ pub fn samples_of(payload: &[u8], limits: &Limits) -> Result<Vec<f32>, AudioErro
     if (payload.len() / 4) as u64 > limits.max_samples {
         return Err(limits.too_long());
     }
-    Ok(payload
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    samples_of_unbounded(payload).map_err(AudioError::Unreadable)
 }
 
 /// The shim's decoder, freed once.

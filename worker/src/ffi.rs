@@ -15,6 +15,11 @@ pub struct RawDecoder {
     _private: [u8; 0],
 }
 
+#[repr(C)]
+pub struct RawVad {
+    _private: [u8; 0],
+}
+
 /// What every shim function returns (pw_status).
 pub const OK: i32 = 0;
 pub const ABORTED: i32 = 1;
@@ -62,4 +67,13 @@ extern "C" {
         language_id: *mut i32,
     ) -> i32;
     pub fn pw_language_code(id: i32) -> *const c_char;
+    pub fn pw_vad_open(path: *const c_char, threads: i32, out: *mut *mut RawVad) -> i32;
+    pub fn pw_vad_probs(
+        vad: *mut RawVad,
+        samples: *const f32,
+        n: i32,
+        out: *mut f32,
+        n_probs: *mut i32,
+    ) -> i32;
+    pub fn pw_vad_free(vad: *mut RawVad);
 }

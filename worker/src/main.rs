@@ -5,10 +5,21 @@
 //! started it.
 //!
 //! usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu]
-//!        [--no-flash-attn] [--verbose]
+//!        [--no-flash-attn] [--verbose] [--gpu-device N] [--decoders N]
+//!        persistent-whisper-worker --list-devices
+//!
+//! `--list-devices` prints the devices ggml sees as one JSON line
+//! (persistent_whisper_protocol::device::DeviceList) and exits: the engine
+//! asks a GPU build this before choosing it.
+//!        persistent-whisper-worker --vad-model PATH [--verbose]
+//!
+//! With `--vad-model` it loads a Silero VAD model instead and serves voice
+//! activity detection streams (live dictation's), no transcriptions.
 
 mod audio;
+mod device;
 mod ffi;
+mod vad;
 mod whisper;
 
 use audio::{AudioError, Limits};
@@ -19,12 +30,19 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-const USAGE: &str = "usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu] [--no-flash-attn] [--verbose]\n\nServes transcriptions over stdin and stdout in persistent-whisper's framed protocol; exits when stdin closes.";
+const USAGE: &str = "usage: persistent-whisper-worker --model PATH [--slots N] [--no-gpu] [--gpu-device N] [--decoders N] [--no-flash-attn] [--verbose]\n       persistent-whisper-worker --list-devices\n       persistent-whisper-worker --vad-model PATH [--verbose]\n\nServes transcriptions (or, with --vad-model, voice activity detection) over stdin and stdout in persistent-whisper's framed protocol; exits when stdin closes.";
 
 struct Args {
     model: String,
+    /// VAD mode: the Silero model.
+    vad_model: String,
     slots: u32,
     gpu: bool,
+    /// Which GPU, in whisper's count (`--gpu-device`).
+    gpu_index: u32,
+    /// Decoders a decode runs at once (the larger of beam size and
+    /// best-of): what a decode holds on a GPU (`--decoders`).
+    decoders: u32,
     flash_attn: bool,
     verbose: bool,
 }
@@ -32,8 +50,11 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         model: String::new(),
+        vad_model: String::new(),
         slots: 1,
         gpu: true,
+        gpu_index: 0,
+        decoders: 5,
         flash_attn: true,
         verbose: false,
     };
@@ -41,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--model" | "-m" => args.model = it.next().ok_or("--model needs a path")?,
+            "--vad-model" => args.vad_model = it.next().ok_or("--vad-model needs a path")?,
             "--slots" => {
                 args.slots = it
                     .next()
@@ -49,14 +71,28 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--slots needs a number from 1 to 256")?
             }
             "--no-gpu" => args.gpu = false,
+            "--gpu-device" => {
+                args.gpu_index = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n < 256)
+                    .ok_or("--gpu-device needs a number from 0 to 255")?
+            }
+            "--decoders" => {
+                args.decoders = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=8).contains(n))
+                    .ok_or("--decoders needs a number from 1 to 8")?
+            }
             "--no-flash-attn" => args.flash_attn = false,
             "--verbose" => args.verbose = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if args.model.is_empty() {
-        return Err("--model is required".into());
+    if args.model.is_empty() == args.vad_model.is_empty() {
+        return Err("one of --model and --vad-model is required".into());
     }
     Ok(args)
 }
@@ -158,6 +194,10 @@ fn transcribe(
             &format!("sample {i} is not a finite number"),
         );
     }
+    // On a GPU, at most as many decodes as its memory fits run at once.
+    let Some(_turn) = device::turn(&job.controls.stop) else {
+        return failed(Failure::Aborted, "aborted");
+    };
     match model.transcribe(
         &samples,
         &params.language,
@@ -175,6 +215,10 @@ fn transcribe(
 }
 
 fn main() {
+    if std::env::args().skip(1).eq(["--list-devices"]) {
+        println!("{}", device::list().to_line());
+        return;
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) if e.is_empty() => {
@@ -188,9 +232,13 @@ fn main() {
     };
     whisper::log_to_stderr(args.verbose);
     let out = Arc::new(Output(Mutex::new(io::stdout())));
+    if !args.vad_model.is_empty() {
+        return serve_vad(&args.vad_model, &out);
+    }
     // More encoders at once than cores gains nothing; each costs its buffers.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let encoders = args.slots.min(u32::try_from(cores).unwrap_or(u32::MAX));
+    device::use_gpu(args.gpu_index);
     let model = match whisper::Model::load(&args.model, args.gpu, args.flash_attn, encoders) {
         Ok(model) => Arc::new(model),
         Err(message) => {
@@ -201,6 +249,23 @@ fn main() {
             std::process::exit(3);
         }
     };
+    let placement = device::place(
+        &model,
+        &device::Wanted {
+            gpu: args.gpu,
+            gpu_index: args.gpu_index,
+            decoders: args.decoders,
+            slots: args.slots,
+            model_bytes: std::fs::metadata(&args.model).map_or(0, |m| m.len()),
+            shared_encoders: whisper::features().iter().any(|f| f == "sharedEncoders"),
+        },
+        args.verbose,
+    );
+    device::set_decodes(placement.decodes);
+    out.send(&Reply::Device {
+        device: placement.device,
+        decodes: placement.decodes,
+    });
     out.send(&Reply::Ready {
         slots: args.slots,
         protocol: proto::PROTOCOL,
@@ -245,6 +310,13 @@ fn main() {
                     c.threads.store(thread_count(threads), Ordering::Relaxed);
                 }
             }
+            Ok(Some((Request::VadAudio { id }, _))) => out.send(&Reply::Failed {
+                id,
+                failure: Failure::Protocol,
+                message: "this worker serves transcriptions: start one with --vad-model for VAD"
+                    .into(),
+            }),
+            Ok(Some((Request::VadClose { .. }, _))) => {}
             // The engine closed our stdin, or is gone.
             Ok(None) => break,
             Err(e) => {
@@ -259,5 +331,53 @@ fn main() {
     }
     for t in threads {
         let _ = t.join();
+    }
+}
+
+/// VAD mode: one thread answers every stream's windows in the order they
+/// come (each window is a fraction of a millisecond of work).
+fn serve_vad(model: &str, out: &Arc<Output>) {
+    let mut streams = match vad::Streams::new(model) {
+        Ok(streams) => streams,
+        Err(message) => {
+            out.send(&Reply::Fatal {
+                failure: Failure::ModelLoad,
+                message,
+            });
+            std::process::exit(3);
+        }
+    };
+    out.send(&Reply::Ready {
+        slots: 0,
+        protocol: proto::PROTOCOL,
+        features: whisper::features(),
+    });
+    let mut stdin = io::stdin().lock();
+    loop {
+        match proto::read_frame::<Request>(&mut stdin) {
+            Ok(Some((Request::VadAudio { id }, payload))) => {
+                let reply = audio::samples_of_unbounded(&payload)
+                    .and_then(|samples| streams.probs(id, &samples))
+                    .map(|probs| Reply::VadProbs { id, probs })
+                    .unwrap_or_else(|message| Reply::Failed {
+                        id,
+                        failure: Failure::Whisper,
+                        message,
+                    });
+                out.send(&reply);
+            }
+            Ok(Some((Request::VadClose { id }, _))) => streams.close(id),
+            Ok(Some((other, _))) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "persistent-whisper-worker: not in VAD mode: {other:?}"
+                );
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "persistent-whisper-worker: {e}");
+                break;
+            }
+        }
     }
 }

@@ -90,6 +90,19 @@ void pw_log_to_stderr(bool on) {
     whisper_log_set(quiet_log, on ? (void *) 1 : nullptr);
 }
 
+// The GPU pw_model_load puts the model on, among those whisper can use
+// (the worker's --gpu-device).
+static int32_t gpu_device = 0;
+
+void pw_set_gpu_device(int32_t gpu) {
+    gpu_device = gpu;
+}
+
+// The context, for devices.cpp.
+whisper_context * pw_model_context(pw_model * model) {
+    return model->ctx;
+}
+
 // Loads the model; at most `encoders` transcriptions encode at once (where
 // this build can share encoder buffers).
 int pw_model_load(const char * path, bool use_gpu, bool flash_attn, int32_t encoders, pw_model ** out) {
@@ -99,6 +112,7 @@ int pw_model_load(const char * path, bool use_gpu, bool flash_attn, int32_t enco
 #endif
         whisper_context_params cparams = whisper_context_default_params();
         cparams.use_gpu = use_gpu;
+        cparams.gpu_device = gpu_device;
         cparams.flash_attn = flash_attn;
         // No default state: every transcription makes its own.
         whisper_context * ctx = whisper_init_from_file_with_params_no_state(path, cparams);
@@ -199,6 +213,57 @@ void pw_decoder_free(pw_decoder * d) {
     if (d != nullptr) {
         ma_decoder_uninit(&d->decoder);
         delete d;
+    }
+}
+
+// ---- voice activity detection ------------------------------------------
+
+struct pw_vad {
+    whisper_vad_context * ctx;
+};
+
+// A Silero VAD stream on `threads` threads (the detector's LSTM state is the
+// stream's: one per stream).
+int pw_vad_open(const char * path, int32_t threads, pw_vad ** out) {
+    try {
+        whisper_vad_context_params params = whisper_vad_default_context_params();
+        params.n_threads = threads;
+        params.use_gpu = false;
+        whisper_vad_context * ctx = whisper_vad_init_from_file_with_params(path, params);
+        if (ctx == nullptr) {
+            return PW_FAILED;
+        }
+        *out = new pw_vad{ctx};
+        return PW_OK;
+    } catch (const std::bad_alloc &) {
+        return PW_NO_MEMORY;
+    } catch (...) {
+        return PW_FAILED;
+    }
+}
+
+// The speech probability of each whole window of `n` samples, continuing
+// the stream (no reset), into `out` (room for n / window values).
+int pw_vad_probs(pw_vad * vad, const float * samples, int32_t n, float * out, int32_t * n_probs) {
+    try {
+        if (!whisper_vad_detect_speech_no_reset(vad->ctx, samples, n)) {
+            return PW_FAILED;
+        }
+        const int32_t count = whisper_vad_n_probs(vad->ctx);
+        memcpy(out, whisper_vad_probs(vad->ctx), sizeof(float) * count);
+        *n_probs = count;
+        return PW_OK;
+    } catch (const std::bad_alloc &) {
+        return PW_NO_MEMORY;
+    } catch (...) {
+        return PW_FAILED;
+    }
+}
+
+void pw_vad_free(pw_vad * vad) {
+    if (vad != nullptr) {
+        whisper_vad_free(vad->ctx);
+        delete vad;
     }
 }
 

@@ -41,6 +41,13 @@ impl Drop for Model {
     }
 }
 
+impl Model {
+    /// The shim's model, for the device probe (device.rs).
+    pub fn raw(&self) -> *mut ffi::RawModel {
+        self.0
+    }
+}
+
 fn text(p: *const c_char) -> String {
     // SAFETY: the shim passes NUL-terminated strings that live for the call.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()

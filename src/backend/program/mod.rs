@@ -4,11 +4,19 @@
 //! the slots over that many worker processes (for isolation: a crash fails
 //! only the requests in flight in its process). Requests go over the
 //! process's stdin, so there is no port and no secret for another local
-//! user to find, and the process exits when its stdin closes.
+//! user to find, and the process exits when its stdin closes. The same
+//! program, started with a Silero model, is the engine's voice activity
+//! detector (vad.rs).
 
+mod gpu;
 mod process;
 
-use super::request::{Loss, Request, Unfinished};
+pub use gpu::FailOver;
+mod vad;
+
+pub use vad::{FindProgram, VadService};
+
+use super::request::{Request, Unfinished};
 use super::verdict;
 use crate::audio::{Limits, Source};
 use crate::cancel::{CancelReason, CancelToken};
@@ -34,6 +42,8 @@ pub struct ProgramConfig {
     pub processes: usize,
     /// Decodes one process may run at once.
     pub slots_per_process: usize,
+    /// On a GPU: where to go when it fails (gpu.rs).
+    pub fail_over: Option<Arc<FailOver>>,
 }
 
 impl ProgramConfig {
@@ -51,7 +61,11 @@ impl ProgramConfig {
                 .as_ref()
                 .map_or(request.threads, |t| *t.borrow())
                 .max(1) as u32,
-            decoding: self.extra.decoding.clone(),
+            decoding: request
+                .decoding
+                .as_deref()
+                .unwrap_or(&self.extra.decoding)
+                .clone(),
             max_samples: self.limits.max_samples(),
             progress: request.observer.is_some(),
         }
@@ -110,7 +124,7 @@ impl Processes {
             return Ok((index, p.clone()));
         }
         // Its process died: the slots that were on it are being replaced too.
-        match ProgramProcess::start(&self.config, stop).await {
+        match self.start_process(stop).await {
             Ok(p) => {
                 seat.process = Some(p.clone());
                 Ok((index, p))
@@ -278,7 +292,9 @@ impl ProgramSlot {
             Ok(Ok(transcript)) => Ok(transcript),
             Ok(Err((failure, message))) => Err(self.failure(&path, failure, message).into()),
             Err(Ended::NotStarted(why)) => Err(Unfinished::NotStarted(why)),
-            Err(Ended::Lost(detail, cause)) => Err(Unfinished::Lost(Loss { detail, cause })),
+            Err(Ended::Lost(detail, cause)) => {
+                Err(Unfinished::Lost(self.loss(&process, detail, cause)))
+            }
             Err(Ended::Cancelled(reason)) => Err(Unfinished::Cancelled(reason)),
         }
     }

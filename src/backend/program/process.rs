@@ -14,6 +14,7 @@ use crate::process::{self, Kill, TERMINATE_GRACE};
 use crate::transcript::{Segment, Transcript};
 use persistent_whisper_protocol::{self as proto, Audio, Failure, Params, Reply, Request};
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ const MAX_REPLY_PAYLOAD: usize = 0;
 /// How a request ended, as the process said (or did not).
 enum Answer {
     Done(Transcript),
+    /// A VAD stream's probabilities.
+    Probs(Vec<f32>),
     Failed(Failure, String),
     /// The process died, or spoke garbage, before it answered.
     Lost(String, LossCause),
@@ -66,12 +69,15 @@ pub struct ProgramProcess {
     killed_by_engine: Arc<AtomicBool>,
     /// The changes to whisper.cpp its build has (patches/whisper.cpp).
     pub features: Vec<String>,
+    /// Where it decodes, and how many decodes it runs there at once, as it
+    /// said before it was ready (None: a build that does not say).
+    pub placement: Option<(proto::device::Device, u32)>,
 }
 
 /// What a start may end in, besides a process.
-fn start_failure(config: &ProgramConfig, detail: String) -> WhisperError {
+fn start_failure(program: &Path, detail: String) -> WhisperError {
     WhisperError::WhisperFailed {
-        path: display_path(&config.program),
+        path: display_path(program),
         detail,
     }
 }
@@ -88,9 +94,38 @@ impl ProgramProcess {
             .arg(&config.model)
             .args(["--slots", &config.slots_per_process.to_string()])
             .args(&config.extra.worker_flags);
-        let mut child = process::spawn(&mut cmd).map_err(|e| {
-            locate::not_found(&locate::WHISPER_WORKER, &config.program, e.to_string())
-        })?;
+        Self::launch(
+            cmd,
+            &config.program,
+            &config.model,
+            config.start_timeout(),
+            stop,
+        )
+        .await
+    }
+
+    /// Starts the worker program in its voice-activity-detection mode, with
+    /// the Silero model `model`.
+    pub async fn start_vad(
+        program: &Path,
+        model: &Path,
+        stop: &CancelToken,
+    ) -> Result<Arc<ProgramProcess>, WhisperError> {
+        let mut cmd = process::command_ending_with_stdin(program);
+        cmd.arg("--vad-model").arg(model);
+        Self::launch(cmd, program, model, Duration::from_secs(30), stop).await
+    }
+
+    /// Spawns `cmd` and returns once the program says it is ready.
+    async fn launch(
+        mut cmd: tokio::process::Command,
+        program: &Path,
+        model: &Path,
+        timeout: Duration,
+        stop: &CancelToken,
+    ) -> Result<Arc<ProgramProcess>, WhisperError> {
+        let mut child = process::spawn(&mut cmd)
+            .map_err(|e| locate::not_found(&locate::WHISPER_WORKER, program, e.to_string()))?;
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
@@ -102,8 +137,9 @@ impl ProgramProcess {
             let _ = exit_tx.send(Some(status.unwrap_or_default()));
         });
         let explain = |status: Option<ExitStatus>| describe(status, &stderr);
+        let mut placement = None;
         let first = tokio::select! {
-            first = tokio::time::timeout(config.start_timeout(), read_reply(&mut stdout)) => first,
+            first = tokio::time::timeout(timeout, read_ready(&mut stdout, &mut placement)) => first,
             _ = stop.cancelled() => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(WhisperError::shutdown());
@@ -116,7 +152,7 @@ impl ProgramProcess {
             Ok(Ok(Some(Reply::Ready { protocol, .. }))) => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(start_failure(
-                    config,
+                    program,
                     format!(
                         "it speaks protocol version {protocol}, and this engine version {}: use the worker program shipped with this version of persistent-whisper",
                         proto::PROTOCOL
@@ -129,7 +165,7 @@ impl ProgramProcess {
             }))) => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(WhisperError::ModelLoad {
-                    path: display_path(&config.model),
+                    path: display_path(model),
                     reason: message,
                 });
             }
@@ -138,34 +174,31 @@ impl ProgramProcess {
                 // Killed while loading: the model is what it was reading.
                 if status.as_ref().and_then(process::killed_by).is_some() {
                     return Err(WhisperError::ModelLoad {
-                        path: display_path(&config.model),
+                        path: display_path(model),
                         reason: explain(status),
                     });
                 }
-                return Err(start_failure(config, explain(status)));
+                return Err(start_failure(program, explain(status)));
             }
             Ok(Ok(Some(other))) => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(start_failure(
-                    config,
+                    program,
                     format!("it answered {other:?} instead of saying it was ready"),
                 ));
             }
             Ok(Err(e)) => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(start_failure(
-                    config,
+                    program,
                     format!("it printed something other than its protocol: {e}"),
                 ));
             }
             Err(_) => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(start_failure(
-                    config,
-                    format!(
-                        "it did not load the model within {} s",
-                        config.start_timeout().as_secs()
-                    ),
+                    program,
+                    format!("it did not load the model within {} s", timeout.as_secs()),
                 ));
             }
         };
@@ -192,6 +225,7 @@ impl ProgramProcess {
             stderr,
             killed_by_engine,
             features,
+            placement,
         }))
     }
 
@@ -274,8 +308,49 @@ impl ProgramProcess {
             }
             Ok(Answer::Failed(failure, message)) => Ok(Err((failure, message))),
             Ok(Answer::Lost(reason, cause)) => Err(Ended::Lost(reason, cause)),
+            Ok(Answer::Probs(_)) => Ok(Err((
+                Failure::Protocol,
+                "the worker process answered a transcription with VAD probabilities".into(),
+            ))),
             Err(_) => Err(Ended::Lost(self.gone().await, LossCause::Shared)),
         }
+    }
+
+    /// The speech probability of each window of `samples` (whole
+    /// VAD_WINDOWs), continuing VAD stream `stream` (a process started with
+    /// start_vad()). One request per stream at a time.
+    pub async fn vad_probs(&self, stream: u64, samples: &[f32]) -> Result<Vec<f32>, String> {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            answer: tx,
+            observer: None,
+            segments: Vec::new(),
+        };
+        if lock(&self.pending).insert(stream, pending).is_some() {
+            return Err("a VAD stream has one request at a time".into());
+        }
+        let payload: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        if let Err(e) = self
+            .send(&proto::encode(&Request::VadAudio { id: stream }, &payload))
+            .await
+        {
+            lock(&self.pending).remove(&stream);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(Answer::Probs(probs)) => Ok(probs),
+            Ok(Answer::Failed(_, message)) => Err(message),
+            Ok(Answer::Lost(reason, _)) => Err(reason),
+            Ok(Answer::Done(_)) => Err("the VAD process answered a transcription".into()),
+            Err(_) => Err(self.gone().await),
+        }
+    }
+
+    /// Lets VAD stream `stream` go.
+    pub async fn vad_close(&self, stream: u64) {
+        let _ = self
+            .send(&proto::encode(&Request::VadClose { id: stream }, &[]))
+            .await;
     }
 
     /// Whole frames, one writer at a time.
@@ -440,6 +515,20 @@ async fn read_reply(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<
     proto::parse(&json).map(Some)
 }
 
+/// The first reply other than `Device`, which a worker sends before
+/// `Ready` to say where it decodes: kept in `placement`.
+async fn read_ready(
+    r: &mut (impl AsyncRead + Unpin),
+    placement: &mut Option<(proto::device::Device, u32)>,
+) -> std::io::Result<Option<Reply>> {
+    loop {
+        match read_reply(r).await? {
+            Some(Reply::Device { device, decodes }) => *placement = Some((device, decodes)),
+            other => return Ok(other),
+        }
+    }
+}
+
 fn segment_of(s: proto::Segment) -> Segment {
     Segment {
         start_ms: s.start_ms.max(0) as u64,
@@ -505,7 +594,12 @@ async fn route_replies(
                     let _ = p.answer.send(Answer::Failed(failure, message));
                 }
             }
-            Reply::Ready { .. } | Reply::Fatal { .. } => {}
+            Reply::VadProbs { id, probs } => {
+                if let Some(p) = map.remove(&id) {
+                    let _ = p.answer.send(Answer::Probs(probs));
+                }
+            }
+            Reply::Ready { .. } | Reply::Fatal { .. } | Reply::Device { .. } => {}
         }
     };
     let _ = lost.send(Some(reason.clone()));

@@ -400,7 +400,8 @@ impl ServerBackend {
         }
         .file_name("audio");
         let mut form = reqwest::multipart::Form::new().part("file", part);
-        for (name, value) in self.config.extra.server_form(&request.language) {
+        let extra = self.config.extra.with_decoding(request.decoding.as_deref());
+        for (name, value) in extra.server_form(&request.language) {
             form = form.text(name, value);
         }
         Ok(form)
