@@ -14,6 +14,7 @@ import { GPU_VARIANTS, PROGRAMS, TARGETS, VARIANTS, WORKER, exe, hostTarget } fr
 import { gpuSdk, gpuVariants } from './gpu-builds.mjs'
 import { isLinuxGnu, linuxToolchain } from './toolchain.mjs'
 import { windowsToolchain } from './windows-toolchain.mjs'
+import { untar } from './untar.mjs'
 import { applySeries, hasSeries, seriesKey } from './whisper-patches.mjs'
 
 /** Whether the environment asks for stock whisper.cpp (the patch series off). */
@@ -33,12 +34,16 @@ export function whisperSource({ stock = stockByDefault() } = {}) {
   return src
 }
 
-/** The folder `tree` of the tarball `tgz`, unpacked as `dest` (replacing it). */
+/**
+ * The folder `tree` of the tarball `tgz`, unpacked as `dest` (replacing it),
+ * by Node alone (scripts/untar.mjs): on Windows the `tar` a bash finds first
+ * may be Git's GNU tar, which reads `D:\...` as a remote host.
+ */
 export function unpackTree(tgz, tree, dest) {
   const unpack = `${dest}.unpack`
   rmSync(unpack, { recursive: true, force: true })
   mkdirSync(unpack, { recursive: true })
-  run('tar', ['-xzf', tgz, '-C', unpack, tree])
+  untar(tgz, unpack, { only: tree })
   rmSync(dest, { recursive: true, force: true })
   renameSync(join(unpack, tree), dest)
   rmSync(unpack, { recursive: true, force: true })
