@@ -2,6 +2,9 @@
 //! with its code and the pool heals. Driven by the FAKE whisper-cli, FAKE
 //! whisper-server and FAKE persistent-whisper-worker (tests/fake-whisper/,
 //! fault injection only).
+//! The fakes are shell scripts (#!/bin/sh): Unix only.
+
+#![cfg(unix)]
 
 mod common;
 

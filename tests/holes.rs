@@ -1,14 +1,14 @@
 //! Holes an adversarial test run found, each closed, each forced here with
 //! the FAKE whisper binaries (tests/fake-whisper/, fault injection only).
+//! The fakes are shell scripts (#!/bin/sh): Unix only.
+
+#![cfg(unix)]
 
 mod common;
 
 use common::*;
-use persistent_whisper::engine::Engine;
-use persistent_whisper::events;
-use persistent_whisper::log::{LogLevel, LogSink};
 use persistent_whisper::options::{BackendOptions, EngineOptions};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, EngineOptions); 2] {
@@ -19,6 +19,7 @@ fn backends(s: &Scratch, pool_size: usize) -> [(&'static str, EngineOptions); 2]
 }
 
 /// The argv of a running process (Linux /proc).
+#[cfg(target_os = "linux")]
 fn argv(pid: i32) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
         .unwrap_or_default()
@@ -116,8 +117,14 @@ async fn a_request_to_a_server_that_just_died_goes_to_another_worker() {
     engine.shutdown().await.unwrap();
 }
 
+// The server's argv, read from /proc: Linux only.
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_never_shows_the_route_prefix() {
+    use persistent_whisper::engine::Engine;
+    use persistent_whisper::events;
+    use persistent_whisper::log::{LogLevel, LogSink};
+    use std::sync::Mutex;
     let s = Scratch::new("prefix");
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink: LogSink = {

@@ -1,5 +1,8 @@
 //! Pool behaviour, driven through the engine with the FAKE whisper-cli
 //! (fault injection only: it prints canned results or misbehaves on purpose).
+//! The fakes are shell scripts (#!/bin/sh): Unix only.
+
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! persistent-whisper-worker (tests/fake-whisper/, fault injection only):
 //! slots share processes, a crash fails only its process's requests, starts
 //! fail with their codes, restart() and shutdown() leave no old process.
+//! The fakes are shell scripts (#!/bin/sh): Unix only.
+
+#![cfg(unix)]
 
 mod common;
 

@@ -45,19 +45,10 @@ fn main() {
     // macOS and Windows code, checked on Linux): the Rust alone, which
     // neither compiles the shim nor links.
     println!("cargo:rerun-if-env-changed=PW_WORKER_CHECK_ONLY");
-    if std::env::var_os("PW_WORKER_CHECK_ONLY").is_some() {
-        return;
-    }
     let target = std::env::var("TARGET").unwrap();
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let checkout = manifest.parent().unwrap().to_path_buf();
-    println!("cargo:rerun-if-env-changed=PW_WHISPER_BUILD");
     println!("cargo:rerun-if-env-changed=PW_WHISPER_SRC");
-    println!("cargo:rerun-if-changed=src/shim.cpp");
-    println!("cargo:rerun-if-changed=src/devices.cpp");
-    let build = std::env::var_os("PW_WHISPER_BUILD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| default_build(&checkout, &target));
     let src = std::env::var_os("PW_WHISPER_SRC")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -65,6 +56,18 @@ fn main() {
                 .join(".whisper/src")
                 .join(format!("whisper.cpp-{WHISPER_VERSION}"))
         });
+    // The shim's contract tests compile it again, against a FAKE whisper
+    // (and `cargo check --tests` needs the name too).
+    println!("cargo:rustc-env=PW_WHISPER_SRC_USED={}", src.display());
+    if std::env::var_os("PW_WORKER_CHECK_ONLY").is_some() {
+        return;
+    }
+    println!("cargo:rerun-if-env-changed=PW_WHISPER_BUILD");
+    println!("cargo:rerun-if-changed=src/shim.cpp");
+    println!("cargo:rerun-if-changed=src/devices.cpp");
+    let build = std::env::var_os("PW_WHISPER_BUILD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_build(&checkout, &target));
 
     let generated = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("include");
     std::fs::create_dir_all(&generated).unwrap();
@@ -73,8 +76,6 @@ fn main() {
         persistent_whisper_protocol::Decoding::c_declaration()
     );
     std::fs::write(generated.join("pw_decoding.h"), header).unwrap();
-    // The shim's contract tests compile it again, against a FAKE whisper.
-    println!("cargo:rustc-env=PW_WHISPER_SRC_USED={}", src.display());
 
     let mut shim = cc::Build::new();
     // miniaudio and stb_vorbis come with whisper.cpp's examples: the audio

@@ -194,10 +194,28 @@ pub fn is_gone(pid: i32) -> bool {
     if unsafe { libc::kill(pid, 0) } != 0 {
         return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
     }
+    is_zombie(pid)
+}
+
+/// Linux: the state letter follows the parenthesised command name in /proc.
+#[cfg(target_os = "linux")]
+fn is_zombie(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state letter follows the parenthesised command name.
     stat.rsplit_once(") ")
         .is_some_and(|(_, rest)| rest.starts_with('Z'))
+}
+
+/// Elsewhere (macOS: no /proc) ps says; a pid it cannot read is not a zombie.
+#[cfg(not(target_os = "linux"))]
+fn is_zombie(pid: i32) -> bool {
+    std::process::Command::new("ps")
+        .args(["-o", "stat=", "-p", &pid.to_string()])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim_start()
+                .starts_with('Z')
+        })
 }
 
 pub fn exists(path: &str) -> bool {

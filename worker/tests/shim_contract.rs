@@ -1,6 +1,9 @@
 //! shim.cpp's contract with whisper.cpp, checked against a FAKE whisper.cpp
 //! (tests/shim/fake_whisper.cpp, for these tests only): a state whisper
 //! frees itself is not freed again, and no C++ exception crosses into Rust.
+//! Built with the host's `c++` and -ldl: Linux and macOS.
+
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
