@@ -13,10 +13,12 @@ import { once } from 'node:events'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clips, isGone, JFK_MP3, JFK_WAV, longSpeech, missingPhrases, ROOT, TINY_EN, waitFor } from './helpers.mjs'
+import { clips, isGone, JFK_MP3, JFK_WAV, LINUX_ONLY, longSpeech, missingPhrases, ROOT, TINY_EN, waitFor } from './helpers.mjs'
 import { modelServer } from './model-server.mjs'
 
 const T = { timeout: 300_000 }
+/** /proc, or util-linux's `script -e -c`: Linux only. */
+const TL = { ...T, ...LINUX_ONLY }
 const BIN = join(ROOT, 'bin', 'persistent-whisper.js')
 const scratch = () => mkdtempSync(join(tmpdir(), 'pw-cli-'))
 
@@ -76,7 +78,7 @@ test('transcribe: a single file without --output-dir goes to stdout; exit 0', T,
   assert.ok(!existsSync(clips[0].path.replace(/\.wav$/, '.txt')), 'nothing written beside the input')
 })
 
-test('transcribe on a terminal: the live view shows the workers, files done, speed and ETA', T, () => {
+test('transcribe on a terminal: the live view shows the workers, files done, speed and ETA', TL, () => {
   const out = scratch()
   const r = onTerminal(['transcribe', clips[0].path, clips[1].path, '--model', TINY_EN, '--output-dir', out, '--pool-size', '2'])
   assert.equal(r.status, 0, r.stdout)
@@ -87,7 +89,7 @@ test('transcribe on a terminal: the live view shows the workers, files done, spe
   assert.equal(readdirSync(out).sort().join(), [clips[0].file, clips[1].file].map((f) => f.replace('.wav', '.txt')).sort().join())
 })
 
-test('SIGINT during a run aborts every request and leaves no whisper process', T, async () => {
+test('SIGINT during a run aborts every request and leaves no whisper process', TL, async () => {
   const dir = scratch()
   const long = join(dir, 'long.wav')
   writeFileSync(long, longSpeech(4))
@@ -216,7 +218,7 @@ test('an output that would overwrite an input is refused before transcribing (ex
   assert.ok(!existsSync(join(dir, 'weather.txt')), 'refused before transcribing anything')
 })
 
-test('a FIFO among the inputs is refused up front, without opening it (no hang)', T, () => {
+test('a FIFO among the inputs is refused up front, without opening it (no hang)', { ...T, skip: process.platform === 'win32' && 'no FIFOs on Windows' }, () => {
   const dir = scratch()
   const fifo = join(dir, 'pipe.wav')
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
@@ -226,7 +228,7 @@ test('a FIFO among the inputs is refused up front, without opening it (no hang)'
   assert.match(r.stderr, /pipe\.wav is not a regular file/)
 })
 
-test('file names with escape sequences or newlines are printed escaped, in the log, the failures and the live view', T, () => {
+test('file names with escape sequences or newlines are printed escaped, in the log, the failures and the live view', TL, () => {
   const dir = scratch()
   const evil = join(dir, 'evil\x1b[31mred\nline.wav')
   copyFileSync(clips[0].path, evil)

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BACKENDS, clips, FAKE_WHISPER_CLI, missingPhrases, newEngine, TINY_EN, waitFor, withCode } from './helpers.mjs'
+import { BACKENDS, clips, FAKE_WHISPER_CLI, FAKES_RUN, missingPhrases, newEngine, TINY_EN, waitFor, withCode } from './helpers.mjs'
 
 const T = { timeout: 300_000 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -102,7 +102,7 @@ for (const backend of BACKENDS) {
   })
 }
 
-test('poolStats percentiles equal a direct computation over the same requests', T, async () => {
+test('poolStats percentiles equal a direct computation over the same requests', { ...T, ...FAKES_RUN }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pw-pct-'))
   writeFileSync(join(dir, 'model.bin'), readFileSync(TINY_EN).subarray(0, 48))
   const files = [0, 0.01, 0.03, 0.05, 0.08].map((seconds, i) => {

@@ -7,6 +7,7 @@ import { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT } from '../scripts/path
 import { wav } from '../scripts/wav.mjs'
 
 /** The package, as `require('persistent-whisper')` gives it. */
+import { isGone } from './processes.mjs'
 export const pw = createRequire(import.meta.url)('..')
 export const { PersistentWhisperEngine } = pw
 export { BASE, FIXTURES, JFK_WAV, JFK_MP3, TINY_EN, ROOT }
@@ -78,20 +79,14 @@ export async function waitFor(what, check, ms = 30_000) {
   }
 }
 
-/** True when no process with this pid is running (a zombie waiting for its reaper counts as gone). */
-export function isGone(pid) {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return err.code === 'ESRCH'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-  } catch {
-    return true
-  }
-}
+/** Whether a process has ended: portable, see processes.mjs. */
+export { isGone }
+
+/** Gates a test that reads /proc (a process's argv, CPU time, children): Linux only. */
+export const LINUX_ONLY = { skip: process.platform !== 'linux' && 'reads /proc, which only Linux has' }
+
+/** Gates a test that runs the FAKE programs below: shell scripts (#!/bin/sh), which Windows cannot start. */
+export const FAKES_RUN = { skip: process.platform === 'win32' && 'the FAKE programs are shell scripts' }
 
 /** A process's argv (Linux /proc). */
 export function commandLine(pid) {

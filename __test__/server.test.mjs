@@ -8,16 +8,20 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clips, commandLine, isGone, JFK_WAV, missingPhrases, newEngine, ROOT, TINY_EN, waitFor, withCode, working } from './helpers.mjs'
+import { clips, commandLine, isGone, JFK_WAV, LINUX_ONLY, missingPhrases, newEngine, ROOT, TINY_EN, waitFor, withCode, working } from './helpers.mjs'
 
 const T = { timeout: 180_000 }
+/** Tests that read /proc (argv, CPU time). */
+const TL = { ...T, ...LINUX_ONLY }
+/** SIGSTOP: not on Windows. */
+const TU = { ...T, skip: process.platform === 'win32' && 'SIGSTOP does not exist on Windows' }
 
 const portOf = (pid) => {
   const argv = commandLine(pid)
   return Number(argv[argv.indexOf('--port') + 1])
 }
 
-test('a server killed with SIGKILL mid-request is restarted and its request runs again; killed again, the request fails with a code', T, async () => {
+test('a server killed with SIGKILL mid-request is restarted and its request runs again; killed again, the request fails with a code', TL, async () => {
   const engine = newEngine({ backend: 'server', poolSize: 2 })
   await engine.initialize()
   const pending = engine.transcribe(JFK_WAV)
@@ -47,7 +51,7 @@ test('a server killed with SIGKILL mid-request is restarted and its request runs
   await engine.shutdown()
 })
 
-test('a server that stops answering health checks is replaced', T, async () => {
+test('a server that stops answering health checks is replaced', TU, async () => {
   const engine = newEngine({ backend: 'server', poolSize: 1, healthCheckInterval: 100 })
   await engine.initialize()
   const [hung] = await engine.getWorkerStatuses()
@@ -63,7 +67,7 @@ test('a server that stops answering health checks is replaced', T, async () => {
   await engine.shutdown()
 })
 
-test('a port already in use does not stop initialize()', T, async () => {
+test('a port already in use does not stop initialize()', TL, async () => {
   const blocker = createServer()
   await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve))
   const taken = blocker.address().port
@@ -101,7 +105,7 @@ test('models that cannot load: ERR_MODEL_LOAD from initialize(), or from the req
   await cli.shutdown()
 })
 
-test('the random route prefix appears in neither status nor logs', T, async () => {
+test('the random route prefix appears in neither status nor logs', TL, async () => {
   // A child process, so that its stderr (where logs go) can be read.
   const script = `
     const { readFileSync } = require('node:fs')
