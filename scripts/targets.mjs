@@ -73,8 +73,12 @@ export const TARGETS = {
   'win32-x64-msvc': {
     triple: 'x86_64-pc-windows-msvc',
     variants: ['x86-64-v2', 'x86-64-v3', 'x86-64-v4'],
-    // The C runtime linked statically: nothing to install beside the programs.
-    cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'],
+    // The C runtime linked statically: nothing to install beside the programs,
+    // and the worker's shim (/MT, worker/build.rs) links with the libraries.
+    // whisper.cpp asks for CMake 3.5, which leaves policy CMP0091 OLD and the
+    // runtime setting ignored (/MD): the policy is set NEW from outside
+    // (__test__/release-checks.test.mjs sees /MT in every compile command).
+    cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_POLICY_DEFAULT_CMP0091=NEW', '-DCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'],
   },
   // Never published: the Windows code built here with mingw-w64
   // (scripts/windows-toolchain.mjs) and tested under Wine (scripts/wine.mjs).
@@ -105,3 +109,22 @@ export const PROGRAMS = ['whisper-cli', 'whisper-server']
 export const WORKER = 'persistent-whisper-worker'
 
 export const exe = (target, name) => (target.startsWith('win32') ? `${name}.exe` : name)
+
+/** The variant folders (bin/<name>/) a platform package ships: its CPU variants and its GPU builds. */
+export const shippedVariants = (target) => [...TARGETS[target].variants, ...(TARGETS[target].gpu ?? [])]
+
+/**
+ * Every file of a platform package, as its package.json's `files` lists
+ * them: one by one, since napi prepublish checks each entry is a file (a
+ * folder such as `bin` fails the release).
+ */
+export function packageFiles(target) {
+  const programs = [...PROGRAMS, WORKER].map((name) => exe(target, name))
+  return [
+    `persistent-whisper.${target}.node`,
+    ...shippedVariants(target).flatMap((variant) => programs.map((program) => `bin/${variant}/${program}`)),
+    'LICENSE',
+    'LICENSE.whisper.cpp',
+    'THIRD-PARTY-NOTICES.md',
+  ]
+}

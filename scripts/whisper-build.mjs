@@ -55,7 +55,7 @@ function unpackWhisper(src) {
   unpackTree(tgz, P.WHISPER_SOURCE.treeInTarball, src)
 }
 
-const COMMON_FLAGS = [
+export const COMMON_FLAGS = [
   '-DCMAKE_BUILD_TYPE=Release',
   '-DBUILD_SHARED_LIBS=OFF',
   '-DWHISPER_BUILD_TESTS=OFF',
