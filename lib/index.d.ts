@@ -3,6 +3,7 @@
 // and the error codes.
 import { EventEmitter } from 'node:events'
 import type {
+  DeviceStatus,
   EngineStatus,
   ListenOptions,
   PersistentWhisperOptions,
@@ -15,6 +16,7 @@ import type {
 } from '../index'
 
 export type {
+  DeviceStatus,
   EngineStatus,
   ListenOptions,
   PersistentWhisperOptions,
@@ -83,6 +85,13 @@ export interface PersistentWhisperEvents {
    * ('cli') instead. `message` says why.
    */
   backendFallback: [event: { backend: 'cli'; message: string }]
+  /**
+   * No GPU is used although `gpu` allowed one: at initialize(), none works
+   * here (`device` is the CPU the engine runs on instead); or mid-run, the
+   * GPU failed and the worker backend moved to the CPU build, its requests
+   * in flight running again there (no `device`). `message` says why.
+   */
+  deviceFallback: [event: { message: string; device?: DeviceStatus }]
   /** initialize() downloading a catalogue model (autoDownload). */
   downloadProgress: [event: DownloadProgress & { model: string }]
   /** A failure in the background that no Promise reports (a worker that cannot be restarted). */

@@ -100,7 +100,7 @@ function call(fn) {
  * A pool of whisper.cpp worker processes. Every method returns a Promise;
  * every rejection is an Error with a stable `code`. Events: workerStarted,
  * workerExited, requestCompleted, requestFailed, requestRetried, queueFull,
- * drain, backendFallback, downloadProgress, error.
+ * drain, backendFallback, deviceFallback, downloadProgress, error.
  */
 class PersistentWhisperEngine extends EventEmitter {
   #native

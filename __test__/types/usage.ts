@@ -52,6 +52,18 @@ async function main(): Promise<void> {
   // @ts-expect-error: a download needs a checksum
   await downloadModel({ url: 'https://example.org/m.bin' })
   console.log(srt, path, listModels()[0].sha1)
+
+  // The device: 'auto', false or an index; the status and the fallback event say where it runs.
+  const onGpu = new PersistentWhisperEngine({ modelPath: 'base.en', gpu: 'auto' })
+  new PersistentWhisperEngine({ modelPath: 'base.en', gpu: false })
+  new PersistentWhisperEngine({ modelPath: 'base.en', gpu: 1 })
+  // @ts-expect-error: true is not a device choice
+  new PersistentWhisperEngine({ modelPath: 'base.en', gpu: true })
+  onGpu.on('deviceFallback', ({ message, device }) => console.log(message, device?.kind === 'cpu'))
+  const device = (await onGpu.getStatus()).device
+  if (device?.kind === 'vulkan') console.log(device.name, device.memoryBytes, device.decodes)
+  // @ts-expect-error: not a device kind
+  if (device?.kind === 'opencl') console.log(device.name)
 }
 
 void main
