@@ -52,9 +52,11 @@ type ReportCallback =
     ThreadsafeFunction<types::RequestReport, (), types::RequestReport, Status, false>;
 
 /// A live session's events go to a JS function (lib/live.js emits them),
-/// weakly like the engine's.
+/// held strongly until the session closes: an open session keeps Node
+/// running, as an open socket does, so that `await session.end()` gets its
+/// answer.
 type LiveCallback =
-    ThreadsafeFunction<live::LiveSessionEvent, (), live::LiveSessionEvent, Status, false, true>;
+    ThreadsafeFunction<live::LiveSessionEvent, (), live::LiveSessionEvent, Status, false>;
 
 /// A pool of whisper.cpp worker processes (the JS layer, lib/index.js,
 /// wraps it as an EventEmitter).

@@ -250,8 +250,9 @@ impl Task {
             self.fed += W;
             match self.segmenter.push(p) {
                 Some(Cut::Start(at)) => {
-                    self.utterances += 1;
+                    // Utterances are numbered from 0, in the order spoken.
                     let id = self.utterances;
+                    self.utterances += 1;
                     self.current = Some(Current {
                         id,
                         start: at.max(self.base),

@@ -233,6 +233,10 @@ int pw_vad_open(const char * path, int32_t threads, pw_vad ** out) {
         if (ctx == nullptr) {
             return PW_FAILED;
         }
+        // The LSTM state is not cleared by init (whisper_vad_detect_speech
+        // clears it before each call; the streaming call does not): without
+        // this a new stream starts from whatever the allocator left there.
+        whisper_vad_reset_state(ctx);
         *out = new pw_vad{ctx};
         return PW_OK;
     } catch (const std::bad_alloc &) {
