@@ -64,6 +64,23 @@ async function main(): Promise<void> {
   if (device?.kind === 'vulkan') console.log(device.name, device.memoryBytes, device.decodes)
   // @ts-expect-error: not a device kind
   if (device?.kind === 'opencl') console.log(device.name)
+
+  // Live dictation: a session takes audio as it is recorded and emits text.
+  const session = await worker.listen({ sampleRate: 48000, partialIntervalMs: 300, signal: null })
+  session.on('partial', ({ utterance, text }) => console.log(utterance, text))
+  session.on('final', ({ text, segments, startMs, endMs }) => console.log(text, segments[0]?.start, startMs, endMs))
+  session.on('error', (err) => console.log(err.code))
+  const wrote: boolean = session.write(new Int16Array(480))
+  session.write(new Float32Array(480))
+  // @ts-expect-error: samples are a typed array, not numbers
+  session.write([0.1, 0.2])
+  // @ts-expect-error: not a live session event
+  session.on('transcript', () => {})
+  // @ts-expect-error: the sample rate is a number
+  await worker.listen({ sampleRate: '48k' })
+  const { utterances, durationMs } = await session.end()
+  console.log(wrote, utterances, durationMs, session.closed)
+  await worker.transcribe('a.wav', { vad: true })
 }
 
 void main
