@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { ROOT, HOME } from '../scripts/paths.mjs'
 import { TARGETS } from '../scripts/targets.mjs'
+import { spawnSync } from 'node:child_process'
+import { MINGW_CC } from '../scripts/windows-toolchain.mjs'
 import { DRIVE_C, WINDOWS_ADDON, runWindowsNode, spawnWindowsNode, wineMissing, wineProcesses, windowsPath } from '../scripts/wine.mjs'
 
 /** Polls `check` until it returns a truthy value (or fails after `ms`). */
@@ -24,7 +26,7 @@ async function waitFor(what, check, ms) {
   }
 }
 
-const SUITE = ['engine.mjs', 'load-errors.mjs', 'downloads.mjs', 'cli.mjs']
+const SUITE = ['engine.mjs', 'crashes.mjs', 'load-errors.mjs', 'downloads.mjs', 'cli.mjs']
 const EXE = { cli: 'whisper-cli.exe', server: 'whisper-server.exe', worker: 'persistent-whisper-worker.exe' }
 const BUILD = join(HOME, 'targets', 'win32-x64-gnu', 'bin')
 
@@ -69,11 +71,25 @@ function failures(tap) {
 
 const T = { skip, timeout: 1_200_000 }
 
+/** The FAKE programs of the suite (fault injection only), built once with mingw-w64 into a folder of this run's. */
+let fakes
+function fakePrograms() {
+  if (fakes) return fakes
+  const dir = mkdtempSync(join(tmpdir(), 'pw-wine-fakes-'))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  const exe = join(dir, 'fake-illegal-instruction.exe')
+  const built = spawnSync(MINGW_CC, ['-O0', '-o', exe, join(ROOT, '__test__', 'windows', 'fake-illegal-instruction.c')], { encoding: 'utf8' })
+  assert.equal(built.status, 0, built.stderr)
+  fakes = { PW_FAKE_ILLEGAL_INSTRUCTION: windowsPath(exe) }
+  return fakes
+}
+
 for (const file of SUITE) {
   test(`Windows (node.exe under Wine): __test__/windows/${file}`, T, async () => {
     requireBuild()
     const script = windowsPath(join(ROOT, '__test__', 'windows', file))
-    const r = await runWindowsNode(['--test-reporter=tap', script], { env: { PW_EXPECT_VARIANT: expectedVariant() }, timeout: 1_100_000 })
+    const env = { PW_EXPECT_VARIANT: expectedVariant(), ...fakePrograms() }
+    const r = await runWindowsNode(['--test-reporter=tap', script], { env, timeout: 1_100_000 })
     const tap = r.stdout
     assert.match(tap, /^# pass \d+/m, `no TAP summary from node.exe (exit ${r.status ?? r.signal}):\n${tap}\n${r.stderr}`)
     const passed = Number(/^# pass (\d+)/m.exec(tap)[1])

@@ -57,8 +57,10 @@ export function wineEnv(extra = {}) {
   const env = { ...process.env, WINEPREFIX: PREFIX, WINEDEBUG: '-all', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra }
   // Set by `node --test` for its own children: node.exe is not one of them.
   delete env.NODE_TEST_CONTEXT
-  // No dialog asking to install Mono or Gecko, no desktop integration.
-  env.WINEDLLOVERRIDES = ['mscoree=', 'mshtml=', 'winemenubuilder.exe=d', env.WINEDLLOVERRIDES].filter(Boolean).join(';')
+  // No dialog asking to install Mono or Gecko, no desktop integration, and
+  // no debugger started on a crash (Wine's winedbg would hold the crashed
+  // process forever): it ends with its exception code, as on Windows.
+  env.WINEDLLOVERRIDES = ['mscoree=', 'mshtml=', 'winemenubuilder.exe=d', 'winedbg.exe=d', env.WINEDLLOVERRIDES].filter(Boolean).join(';')
   return env
 }
 

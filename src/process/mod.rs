@@ -192,9 +192,59 @@ pub fn killed_by(status: &ExitStatus) -> Option<String> {
             name.to_owned()
         })
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        status.code().and_then(|code| crash_name(code as u32))
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = status;
         None
+    }
+}
+
+/// Windows ends a process that crashed with the exception's NTSTATUS as its
+/// exit code (0xC.......: an error no program exits with by choice). The
+/// names of the common ones, as `killed_by` gives signals on Unix.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn crash_name(code: u32) -> Option<String> {
+    if code & 0xF000_0000 != 0xC000_0000 {
+        return None;
+    }
+    let name = match code {
+        0xC000_001D => "STATUS_ILLEGAL_INSTRUCTION",
+        0xC000_0005 => "STATUS_ACCESS_VIOLATION",
+        0xC000_0409 => "STATUS_STACK_BUFFER_OVERRUN",
+        0xC000_00FD => "STATUS_STACK_OVERFLOW",
+        0xC000_0094 => "STATUS_INTEGER_DIVIDE_BY_ZERO",
+        0xC000_0096 => "STATUS_PRIVILEGED_INSTRUCTION",
+        0xC000_013A => "STATUS_CONTROL_C_EXIT",
+        0xC000_0374 => "STATUS_HEAP_CORRUPTION",
+        _ => return Some(format!("exception 0x{code:08X}")),
+    };
+    Some(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crash_name;
+
+    #[test]
+    fn windows_crash_codes_are_named_and_ordinary_exit_codes_are_not() {
+        assert_eq!(
+            crash_name(0xC000_001D).as_deref(),
+            Some("STATUS_ILLEGAL_INSTRUCTION")
+        );
+        assert_eq!(
+            crash_name(0xC000_0005).as_deref(),
+            Some("STATUS_ACCESS_VIOLATION")
+        );
+        assert_eq!(
+            crash_name(0xC000_0135).as_deref(),
+            Some("exception 0xC0000135")
+        );
+        for ordinary in [0, 1, 2, 3, 255, 0x8000_0000] {
+            assert_eq!(crash_name(ordinary), None, "{ordinary:#x}");
+        }
     }
 }
