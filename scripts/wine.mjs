@@ -13,7 +13,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, relative, sep } from 'node:path'
+import { join, relative, resolve, sep } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import * as P from './paths.mjs'
 import { contentOf, log, npmTarball, run, stamped } from './provision.mjs'
 import { untar } from './untar.mjs'
@@ -207,3 +208,24 @@ export function wineProcesses(exeName) {
   }
   return found
 }
+
+/**
+ * node scripts/wine.mjs <script.js> [args...]: runs a script in node.exe
+ * under Wine with this checkout's Windows addon (build it first with
+ * node scripts/prepare.mjs --cross), so that `require(<checkout>)` there
+ * gives the Windows engine. Paths as Windows sees them: Z:\path\to\file.
+ * Its output is shown when node.exe exits, and its exit code is this one's.
+ */
+async function main([script, ...args]) {
+  if (!script) {
+    console.error('usage: node scripts/wine.mjs <script.js> [args...]')
+    process.exit(2)
+  }
+  const toWindows = (arg) => (existsSync(arg) ? windowsPath(resolve(arg)) : arg)
+  const r = await runWindowsNode([toWindows(script), ...args.map(toWindows)])
+  process.stdout.write(r.stdout)
+  process.stderr.write(r.stderr)
+  process.exit(r.status ?? 1)
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main(process.argv.slice(2))
