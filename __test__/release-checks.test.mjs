@@ -3,9 +3,9 @@
 // checks, the CMake settings of the MSVC build.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import { ROOT } from '../scripts/paths.mjs'
 
@@ -27,6 +27,110 @@ test('whisper.cpp\'s source unpacks without a tar program (Git\'s tar on Windows
     const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` }, encoding: 'utf8' })
     assert.equal(r.status, 0, r.stderr)
     assert.equal(readFileSync(join(dir, 'out', 'src', 'whisper.cpp'), 'utf8'), 'int whisper;\n')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('every platform package lists its files one by one, as napi prepublish requires', async () => {
+  const { PUBLISHED, packageFiles } = await import('../scripts/targets.mjs')
+  for (const target of PUBLISHED) {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'npm', target, 'package.json'), 'utf8'))
+    assert.deepEqual(pkg.files, packageFiles(target), `npm/${target}/package.json`)
+    assert.equal(pkg.main, `persistent-whisper.${target}.node`)
+  }
+})
+
+/**
+ * napi prepublish --dry-run over a release as the publish job lays it out:
+ * the main package, and npm/<target>/ for every published platform. The
+ * packages this machine builds are the packed ones (npm run package); the
+ * others hold stand-in bytes under their listed names (their manifests are
+ * what is checked).
+ */
+test('napi prepublish --dry-run accepts the packed platform packages', { ...onLinux, timeout: 1_800_000 }, async () => {
+  const { PUBLISHED, TARGETS, packageFiles } = await import('../scripts/targets.mjs')
+  const { packPlatform } = await import('../scripts/package.mjs')
+  const { crossTargets } = await import('../scripts/prepare.mjs')
+  const { hostTarget } = await import('../scripts/targets.mjs')
+  const { untar } = await import('../scripts/untar.mjs')
+  const built = [hostTarget(), ...crossTargets()].filter((t) => PUBLISHED.includes(t))
+  assert.ok(built.length > 0)
+  const stage = mkdtempSync(join(tmpdir(), 'pw-prepublish-'))
+  try {
+    const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+    assert.deepEqual([...root.napi.targets].sort(), PUBLISHED.map((t) => TARGETS[t].triple).sort(), 'package.json napi.targets')
+    writeFileSync(join(stage, 'package.json'), JSON.stringify(root, null, 2))
+    for (const file of [...root.files, 'README.md']) cpSync(join(ROOT, file), join(stage, file), { recursive: true })
+    mkdirSync(join(stage, 'npm'))
+    for (const target of PUBLISHED) {
+      const dir = join(stage, 'npm', target)
+      if (built.includes(target)) {
+        const unpacked = join(stage, 'unpack', target)
+        untar(packPlatform(target), unpacked)
+        renameSync(join(unpacked, 'package'), dir)
+      } else {
+        mkdirSync(dir, { recursive: true })
+        cpSync(join(ROOT, 'npm', target, 'package.json'), join(dir, 'package.json'))
+        for (const file of packageFiles(target)) {
+          mkdirSync(dirname(join(dir, file)), { recursive: true })
+          writeFileSync(join(dir, file), 'stand-in\n')
+        }
+      }
+    }
+    rmSync(join(stage, 'unpack'), { recursive: true, force: true })
+    const napi = join(ROOT, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
+    const prepublish = root.scripts.prepublishOnly.split(/\s+/)
+    assert.deepEqual(prepublish.slice(0, 2), ['napi', 'prepublish'])
+    assert.ok(prepublish.includes('--no-gh-release'), 'the publish job has no token for a GitHub release')
+    const r = spawnSync(process.execPath, [napi, ...prepublish.slice(1), '--dry-run'], { cwd: stage, encoding: 'utf8', env: { ...process.env, GITHUB_REPOSITORY: '' } })
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`)
+  } finally {
+    rmSync(stage, { recursive: true, force: true })
+  }
+})
+
+test('cargo test builds for Node\'s target where cargo runs for another CPU (x64 Node under Rosetta 2)', async () => {
+  const { cargoTestArgs } = await import('../scripts/test.mjs')
+  assert.deepEqual(cargoTestArgs('aarch64-apple-darwin', 'darwin-x64'), ['test', '--workspace', '--target', 'x86_64-apple-darwin'])
+  assert.deepEqual(cargoTestArgs('aarch64-apple-darwin', 'darwin-arm64'), ['test', '--workspace'])
+  assert.deepEqual(cargoTestArgs('x86_64-unknown-linux-gnu', 'linux-x64-gnu'), ['test', '--workspace'])
+})
+
+test('the MSVC build compiles every file of whisper.cpp on the static C runtime (/MT), as the worker\'s shim is', { ...onLinux, timeout: 300_000 }, async () => {
+  const { msvcCompileCommands } = await import('../scripts/msvc-configure.mjs')
+  const { TARGETS } = await import('../scripts/targets.mjs')
+  for (const variant of TARGETS['win32-x64-msvc'].variants) {
+    const commands = msvcCompileCommands(variant)
+    const files = commands.map((c) => c.file.split(/[\\/]/).pop())
+    for (const needed of ['whisper.cpp', 'ggml.c', 'ggml-cpu.c', 'cli.cpp', 'server.cpp']) assert.ok(files.includes(needed), `${variant}: ${needed} is compiled`)
+    const wrong = commands.filter((c) => !/(^|\s)[/-]MT(\s|$)/.test(c.command) || /(^|\s)[/-]MDd?(\s|$)/.test(c.command))
+    assert.deepEqual(wrong.map((c) => `${c.file}: ${c.command.match(/[/-]M[TD]d?\b/g)}`), [], `${variant}: compiled without /MT (LNK2038 against the shim, and the VC++ runtime needed)`)
+  }
+})
+
+const onLinuxX64 = { skip: !(process.platform === 'linux' && process.arch === 'x64') && 'the pinned zig runs on x86-64 Linux' }
+
+test('the macOS build\'s C++ compiles for aarch64-macos: patched whisper.cpp, the worker\'s shim, ggml-metal\'s C++ (zig c++)', { ...onLinuxX64, timeout: 900_000 }, async () => {
+  const { compileForMacos, zigCompile } = await import('../scripts/macos-compile.mjs')
+  // The header the worker's build script generates (cargo test has run it).
+  const builds = join(ROOT, 'target', 'debug', 'build')
+  const generated = readdirSync(builds)
+    .filter((d) => d.startsWith('persistent-whisper-worker-'))
+    .map((d) => join(builds, d, 'out', 'include'))
+    .filter((d) => existsSync(join(d, 'pw_decoding.h')))
+    .sort((a, b) => statSync(join(b, 'pw_decoding.h')).mtimeMs - statSync(join(a, 'pw_decoding.h')).mtimeMs)[0]
+  assert.ok(generated, 'pw_decoding.h is generated by the worker\'s build script: run cargo test --workspace first')
+  const results = compileForMacos(generated)
+  assert.ok(results.length >= 7)
+  assert.deepEqual(results.filter((r) => !r.ok).map((r) => `${r.file}\n${r.stderr}`), [])
+  // The control: a Linux-only header is not there for macOS, so the check compiles against macOS's headers.
+  const dir = mkdtempSync(join(tmpdir(), 'pw-zig-control-'))
+  try {
+    writeFileSync(join(dir, 'linux-only.cpp'), '#include <sys/prctl.h>\nint main() { return prctl(PR_SET_PDEATHSIG, 9); }\n')
+    const control = zigCompile('aarch64-macos', join(dir, 'linux-only.cpp'))
+    assert.equal(control.ok, false)
+    assert.match(control.stderr, /sys\/prctl\.h/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
