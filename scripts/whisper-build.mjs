@@ -5,7 +5,7 @@
 // benchmark compares against; buildStock() the worker on stock whisper.cpp,
 // which the tests run to prove that the patch series is optional.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import * as P from './paths.mjs'
@@ -110,19 +110,18 @@ export const buildDir = (target, variant) => join(P.HOME, 'build', target, varia
 export const stockDir = (target) => join(P.HOME, 'stock', target)
 
 /** What the worker program is built from: a change to any of it rebuilds it. */
-const WORKER_SOURCES = [
-  'Cargo.lock',
-  'worker/Cargo.toml',
-  'worker/build.rs',
-  'worker/src/main.rs',
-  'worker/src/whisper.rs',
-  'worker/src/shim.cpp',
-  'worker/src/audio.rs',
-  'worker/src/ffi.rs',
-  'worker-protocol/Cargo.toml',
-  'worker-protocol/src/lib.rs',
-  'worker-protocol/src/settings.rs',
-].map((f) => join(P.ROOT, f))
+/** Every file of a source folder, in a stable order: a new module rebuilds too. */
+const filesIn = (dir) =>
+  readdirSync(join(P.ROOT, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? e.path, e.name))
+    .sort()
+
+export const WORKER_SOURCES = [
+  ...['Cargo.lock', 'worker/Cargo.toml', 'worker/build.rs', 'worker-protocol/Cargo.toml'].map((f) => join(P.ROOT, f)),
+  ...filesIn('worker/src'),
+  ...filesIn('worker-protocol/src'),
+]
 
 /**
  * persistent-whisper-worker linked with one variant's whisper.cpp libraries,
