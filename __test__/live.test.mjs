@@ -12,7 +12,7 @@ import { childProcesses, clips, FIXTURES, missingPhrases, newEngine, ROOT, sampl
 const RATE = 16000
 /** ms a boundary may move: the VAD pads speech and works in 32 ms windows. */
 const SLACK_MS = 450
-const T = { timeout: 600_000 }
+const T = { timeout: 300_000 }
 
 /** pauses.wav's samples and where its two clips' speech is (ms). */
 function pauses() {
@@ -88,7 +88,7 @@ test('a live session turns speech with pauses into one final per utterance, in o
     const middle = Math.round(((spans[0].startMs + spans[0].endMs) / 2 / 1000) * RATE)
     const partial = new Promise((resolve) => session.once('partial', resolve))
     await feed(session, samples.subarray(0, middle))
-    const first = await partial
+    const first = await Promise.race([partial, new Promise((_, reject) => setTimeout(() => reject(new Error('no partial while the utterance was under way')), 120_000).unref())])
     assert.equal(first.utterance, 0)
     assert.ok(first.text.trim().length > 0, 'a partial has the text so far')
     assert.ok(first.endMs <= (middle / RATE) * 1000 + 1, 'it covers only what was written')

@@ -23,9 +23,16 @@ const W: u64 = VAD_WINDOW as u64;
 /// faster than real time still shares the detector with the others.
 const WINDOWS_PER_CALL: u64 = 32;
 /// Whisper's encoder frames are 20 ms (320 samples); a partial encodes only
-/// the frames its audio fills, plus this margin, instead of all 1500 (30 s).
+/// the frames its audio fills, plus this margin, instead of all 1500 (30 s),
+/// but never fewer than PARTIAL_MIN_FRAMES: with a context of a few seconds
+/// whisper's decoder can repeat itself until its token limit (measured with
+/// tiny.en: 114 frames ran past 8 s on 1 s of speech, 512 took 1.4 s).
 const FRAME: u64 = 320;
 const PARTIAL_FRAME_MARGIN: u64 = 64;
+const PARTIAL_MIN_FRAMES: u64 = 512;
+/// A partial later than this is no longer news: it is stopped, and the next
+/// one asked for.
+const PARTIAL_TIMEOUT_MIN: Duration = Duration::from_secs(10);
 
 enum Input {
     Audio(Chunk),
@@ -165,7 +172,11 @@ impl Task {
                     duration_ms: ms(self.heard),
                 });
             }
-            let partials = every.is_some() && self.current.is_some() && self.partial.is_none();
+            // A final in flight goes first: no partial competes with it for the cores.
+            let partials = every.is_some()
+                && self.current.is_some()
+                && self.partial.is_none()
+                && self.finals.is_empty();
             tokio::select! {
                 got = input.recv(), if !self.ending => match got {
                     Some(Input::Audio(chunk)) => self.hear(chunk),
@@ -314,10 +325,11 @@ impl Task {
         let (id, start, end) = (current.id, current.start, self.fed.min(self.heard));
         let mut decoding = self.partial_decoding.clone();
         let frames = (end - start).div_ceil(FRAME) + PARTIAL_FRAME_MARGIN;
-        decoding.audio_ctx = frames.min(1500) as i32;
+        decoding.audio_ctx = frames.clamp(PARTIAL_MIN_FRAMES, 1500) as i32;
         let options = TranscribeOptions {
             language: self.options.language.clone(),
             priority: Priority::High,
+            timeout: Some(PARTIAL_TIMEOUT_MIN.max(every * 4)),
             decoding: Some(Arc::new(decoding)),
             ..Default::default()
         };
