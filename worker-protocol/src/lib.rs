@@ -204,6 +204,8 @@ pub enum Reply {
     /// Sent before `Ready` by a worker that knows its device: where it
     /// decodes, and how many decodes it runs at once there (on a GPU, what
     /// its free memory fits: device::decodes_that_fit; more wait their turn).
+    /// On a GPU, one warm-up decode (compiling the driver's shaders) comes
+    /// between the two.
     Device {
         device: device::Device,
         decodes: u32,

@@ -7,7 +7,7 @@
 use crate::whisper::Model;
 use persistent_whisper_protocol::device::{self, Device, DeviceList};
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -172,6 +172,44 @@ pub fn place(model: &Model, wanted: &Wanted, verbose: bool) -> Placement {
         },
         decodes,
     }
+}
+
+/// A decode that reports nothing, for the warm-up.
+struct Quiet {
+    stop: AtomicBool,
+    threads: AtomicI32,
+}
+
+impl crate::whisper::Observer for Quiet {
+    fn progress(&self, _: u8) {}
+    fn segment(&self, _: persistent_whisper_protocol::Segment) {}
+    fn stop(&self) -> &AtomicBool {
+        &self.stop
+    }
+    fn threads(&self) -> &AtomicI32 {
+        &self.threads
+    }
+}
+
+/// One decode of a second of silence with beam search, before
+/// the worker says it is ready: on a GPU the first decode compiles the
+/// shaders its driver has not cached (seconds on a GPU's driver, minutes on
+/// a software renderer), which the first request would otherwise pay for,
+/// within its timeout. The engine allows for it (process.rs, GPU_WARM_UP).
+pub fn warm_up(model: &Model) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let quiet = Quiet {
+        stop: AtomicBool::new(false),
+        threads: AtomicI32::new(i32::try_from(cores.min(4)).unwrap_or(1)),
+    };
+    let silence = vec![0.0f32; 16_000];
+    // Beam search as requests decode, without the temperature fallback's
+    // retries, which silence would set off.
+    let decoding = persistent_whisper_protocol::Decoding {
+        temperature_inc: 0.0,
+        ..Default::default()
+    };
+    let _ = model.transcribe(&silence, "en", &decoding, false, &quiet);
 }
 
 /// Turns at the device: at most `decodes` transcriptions run at once.

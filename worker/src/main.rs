@@ -262,10 +262,14 @@ fn main() {
         args.verbose,
     );
     device::set_decodes(placement.decodes);
+    let on_gpu = placement.device.is_gpu();
     out.send(&Reply::Device {
         device: placement.device,
         decodes: placement.decodes,
     });
+    if on_gpu {
+        device::warm_up(&model);
+    }
     out.send(&Reply::Ready {
         slots: args.slots,
         protocol: proto::PROTOCOL,

@@ -139,7 +139,7 @@ impl ProgramProcess {
         let explain = |status: Option<ExitStatus>| describe(status, &stderr);
         let mut placement = None;
         let first = tokio::select! {
-            first = tokio::time::timeout(timeout, read_ready(&mut stdout, &mut placement)) => first,
+            first = read_ready(&mut stdout, &mut placement, timeout) => first,
             _ = stop.cancelled() => {
                 kill_and_reap(pid, &reaped).await;
                 return Err(WhisperError::shutdown());
@@ -198,7 +198,14 @@ impl ProgramProcess {
                 kill_and_reap(pid, &reaped).await;
                 return Err(start_failure(
                     program,
-                    format!("it did not load the model within {} s", timeout.as_secs()),
+                    match &placement {
+                        Some((device, _)) if device.is_gpu() => format!(
+                            "it did not warm up on {} within {} s",
+                            device.name,
+                            GPU_WARM_UP.as_secs()
+                        ),
+                        _ => format!("it did not load the model within {} s", timeout.as_secs()),
+                    },
                 ));
             }
         };
@@ -515,15 +522,29 @@ async fn read_reply(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<
     proto::parse(&json).map(Some)
 }
 
+/// How long a worker on a GPU may warm up once its model is loaded: its
+/// first decode compiles the shaders the driver has not cached yet (seconds
+/// on a GPU's driver; about 15 minutes with Mesa's software renderer on 2
+/// busy cores, the first time).
+const GPU_WARM_UP: Duration = Duration::from_secs(30 * 60);
+
 /// The first reply other than `Device`, which a worker sends before
-/// `Ready` to say where it decodes: kept in `placement`.
+/// `Ready` to say where it decodes: kept in `placement`. The model must load
+/// within `timeout`; a worker on a GPU then warms up, within GPU_WARM_UP.
 async fn read_ready(
     r: &mut (impl AsyncRead + Unpin),
     placement: &mut Option<(proto::device::Device, u32)>,
-) -> std::io::Result<Option<Reply>> {
+    timeout: Duration,
+) -> Result<std::io::Result<Option<Reply>>, tokio::time::error::Elapsed> {
+    let mut deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match read_reply(r).await? {
-            Some(Reply::Device { device, decodes }) => *placement = Some((device, decodes)),
+        match tokio::time::timeout_at(deadline, read_reply(r)).await? {
+            Ok(Some(Reply::Device { device, decodes })) => {
+                if device.is_gpu() {
+                    deadline = tokio::time::Instant::now() + GPU_WARM_UP;
+                }
+                *placement = Some((device, decodes));
+            }
             other => return Ok(other),
         }
     }
