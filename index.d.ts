@@ -174,7 +174,7 @@ export interface ListenOptions {
  * `type` with the fields that are set.
  */
 export interface LiveSessionEvent {
-  type: 'speechstart' | 'partial' | 'speechend' | 'final' | 'error' | 'close'
+  type: 'speechStart' | 'partial' | 'speechEnd' | 'final' | 'error' | 'close'
   utterance?: number
   text?: string
   startMs?: number

@@ -29,7 +29,7 @@ const sleepUntil = (t) => new Promise((resolve) => setTimeout(resolve, Math.max(
 
 /** One session at a microphone's pace: per utterance, when its audio was written and when its events came. */
 async function realTime(engine, samples, minSilenceMs) {
-  const session = await engine.listen({ minSilenceMs })
+  const session = engine.listen({ minSilenceMs })
   const written = [] // [samples written, wall time]
   const finals = []
   const partials = []
@@ -56,10 +56,10 @@ async function realTime(engine, samples, minSilenceMs) {
 
 /** The VAD alone: the same audio written at once, timed to its last event. */
 async function vadSpeed(engine, samples) {
-  const session = await engine.listen({ partials: false })
+  const session = engine.listen({ partials: false })
   const t0 = performance.now()
   let lastSpeechEnd = t0
-  session.on('speechend', () => (lastSpeechEnd = performance.now()))
+  session.on('speechEnd', () => (lastSpeechEnd = performance.now()))
   session.write(samples)
   await session.end()
   return samples.length / RATE / ((lastSpeechEnd - t0) / 1000)

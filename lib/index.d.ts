@@ -117,13 +117,15 @@ export declare class PersistentWhisperEngine extends EventEmitter {
    */
   transcribe(audio: AudioInput, options?: TranscribeOptions): Promise<TranscriptionResult>
   /**
-   * Live dictation: resolves with a session once the voice activity
-   * detector runs (it needs the Silero VAD model beside the whisper model,
-   * or vadModelPath). Rejects with ERR_NOT_INITIALIZED, ERR_MODEL_LOAD (no
-   * VAD model), ERR_WHISPER_NOT_FOUND (no persistent-whisper-worker),
+   * Live dictation: returns a session at once; write audio to it as it is
+   * recorded (what comes before its voice activity detector runs is held).
+   * It needs the Silero VAD model beside the whisper model, or
+   * vadModelPath. A session that cannot start emits 'error' and 'close', and
+   * its end() rejects: ERR_NOT_INITIALIZED, ERR_MODEL_LOAD (no VAD model),
+   * ERR_WHISPER_NOT_FOUND (no persistent-whisper-worker),
    * ERR_INVALID_OPTIONS or ERR_ABORTED.
    */
-  listen(options?: ListenOptions): Promise<LiveSession>
+  listen(options?: LiveListenOptions): LiveSession
   getStatus(): Promise<EngineStatus>
   getWorkerStatuses(): Promise<WorkerStatus[]>
   getQueueStatus(): Promise<QueueStatus>
@@ -142,7 +144,7 @@ export declare class PersistentWhisperEngine extends EventEmitter {
 
 /** A span of a live session, in ms from its first sample. */
 export interface UtteranceSpan {
-  /** 1 for the session's first utterance, then 2, 3 ... */
+  /** 0 for the session's first utterance, then 1, 2 ... */
   utterance: number
   startMs: number
   endMs: number
@@ -151,13 +153,13 @@ export interface UtteranceSpan {
 /** A live session's events and what their listeners receive, for each utterance in this order. */
 export interface LiveSessionEvents {
   /** Speech began (the padding before it included). */
-  speechstart: [event: { utterance: number; startMs: number }]
+  speechStart: [event: { utterance: number; startMs: number }]
   /** A quick hypothesis of the utterance so far (greedy decoding); the final may differ. */
   partial: [event: UtteranceSpan & { text: string }]
   /** The speaker paused; the final is on its way. */
-  speechend: [event: UtteranceSpan]
+  speechEnd: [event: UtteranceSpan]
   /** The utterance's text with the engine's settings; segment times are the session's. */
-  final: [event: UtteranceSpan & { text: string; segments: TranscriptionSegment[]; language: string }]
+  final: [event: LiveFinal]
   /**
    * An utterance that could not be transcribed (`utterance` set; the session
    * goes on), or the session failing (no `utterance`; 'close' follows).
@@ -167,6 +169,26 @@ export interface LiveSessionEvents {
   /** The session is over: ended, aborted or failed. */
   close: [event: LiveSummary | { error: PersistentWhisperError }]
 }
+
+/** Voice activity detection settings of a live session, as one object (the same as the flat options). */
+export interface LiveVadSettings {
+  /** Speech probability from which a 32 ms window counts as speech, 0.05 to 0.95. Default 0.5. */
+  threshold?: number
+  /** A pause this long ends an utterance. Default 500. */
+  minSilenceMs?: number
+  /** Speech shorter than this is no utterance. Default 250. */
+  minSpeechMs?: number
+  /** Audio kept before and after the speech. Default 200. */
+  speechPadMs?: number
+  /** A longer utterance is cut there and goes on as the next. Default 28000. */
+  maxUtteranceMs?: number
+}
+
+/** listen()'s options: the flat ones, or the VAD's as `vad: { ... }`. */
+export type LiveListenOptions = ListenOptions & { vad?: true | LiveVadSettings }
+
+/** An utterance's final text. */
+export type LiveFinal = UtteranceSpan & { text: string; segments: TranscriptionSegment[]; language: string }
 
 export interface LiveSummary {
   /** Utterances heard. */
@@ -188,8 +210,12 @@ export declare class LiveSession extends EventEmitter {
    * event (ERR_INVALID_OPTIONS) for anything else.
    */
   write(samples: Float32Array | Int16Array | Uint8Array): boolean
-  /** No more audio: resolves once every final is out; rejects with what ended the session (ERR_ABORTED after abort()). */
-  end(): Promise<LiveSummary>
+  /**
+   * No more audio: resolves with the session's finals, in order, once the
+   * last is out; rejects with what ended the session (ERR_ABORTED after
+   * abort(), or why it could not start).
+   */
+  end(): Promise<LiveFinal[]>
   /** Stops at once; transcriptions in flight are aborted; 'close' follows. */
   abort(): void
 

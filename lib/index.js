@@ -87,6 +87,23 @@ function callable(options, name) {
   }
 }
 
+/** listen()'s `vad: { threshold, minSilenceMs, ... }` as the flat options the addon reads. */
+const VAD_FIELDS = { threshold: 'vadThreshold', minSilenceMs: 'minSilenceMs', minSpeechMs: 'minSpeechMs', speechPadMs: 'speechPadMs', maxUtteranceMs: 'maxUtteranceMs' }
+function flatListenOptions(options) {
+  if (options === null || typeof options !== 'object' || !('vad' in options)) return options
+  const { vad, ...rest } = options
+  if (vad === undefined || vad === true) return rest
+  const invalid = (why) => Object.assign(new Error(`invalid option \`vad\`: ${why}`), { code: 'ERR_INVALID_OPTIONS' })
+  if (vad === null || typeof vad !== 'object') {
+    throw invalid(`live dictation finds utterances with voice activity detection: vad may be true or { ${Object.keys(VAD_FIELDS).join(', ')} } (got ${vad === null ? 'null' : typeof vad === 'boolean' ? vad : `a ${typeof vad}`})`)
+  }
+  for (const [key, value] of Object.entries(vad)) {
+    if (!VAD_FIELDS[key]) throw invalid(`unknown setting ${JSON.stringify(key)}: it takes ${Object.keys(VAD_FIELDS).join(', ')}`)
+    if (value !== undefined) rest[VAD_FIELDS[key]] = value
+  }
+  return rest
+}
+
 /** Calls the native method; a synchronous throw becomes a rejected Promise. */
 function call(fn) {
   try {
@@ -234,23 +251,33 @@ class PersistentWhisperEngine extends EventEmitter {
   }
 
   /**
-   * Live dictation: resolves with a LiveSession once the voice activity
-   * detector runs. Write samples as they are recorded; 'partial' events
-   * come while someone speaks, a 'final' once they pause.
+   * Live dictation: returns a LiveSession at once (audio written before the
+   * voice activity detector runs is held). Write samples as they are
+   * recorded; 'partial' events come while someone speaks, a 'final' once
+   * they pause. A session that cannot start ('error', then 'close', and
+   * end() rejects) says why: ERR_NOT_INITIALIZED, ERR_MODEL_LOAD (no VAD
+   * model), ERR_INVALID_OPTIONS ...
    */
   listen(options) {
-    return call(() => {
-      const session = new LiveSession((line) => this.#report(line))
-      // Events that come before the session is handed over wait for it.
-      let deliver = null
-      const early = []
-      const onEvent = (event) => (deliver ? deliver(event) : early.push(event))
-      return this.#call(() => this.#native.listen(options, onEvent)).then((native) => {
+    const session = new LiveSession((line) => this.#report(line))
+    try {
+      options = flatListenOptions(options)
+    } catch (err) {
+      queueMicrotask(() => session.fail(err))
+      return session
+    }
+    // Events that come before the session is handed over wait for it.
+    let deliver = null
+    const early = []
+    const onEvent = (event) => (deliver ? deliver(event) : early.push(event))
+    this.#call(() => this.#native.listen(options, onEvent)).then(
+      (native) => {
         deliver = session.attach(native)
         for (const event of early.splice(0)) deliver(event)
-        return session
-      })
-    })
+      },
+      (err) => session.fail(err),
+    )
+    return session
   }
 
   // Status answers at once in every phase, also while initialize()

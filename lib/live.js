@@ -1,6 +1,7 @@
 'use strict'
 // Live dictation's JavaScript face: the native session as an EventEmitter
-// whose end() is a Promise. See engine.listen() in index.js.
+// whose end() is a Promise of the finals. engine.listen() returns it at once;
+// what is written before the native session is running is held, in order.
 const { EventEmitter } = require('node:events')
 
 const KINDS = 'a Float32Array, an Int16Array, or a Buffer/Uint8Array of 16-bit little-endian samples'
@@ -26,17 +27,28 @@ function payload(event) {
   return fields
 }
 
+/** A copy of what write() was given (the caller may reuse its buffer). */
+function copyOf(samples) {
+  if (samples instanceof Float32Array) return samples.slice()
+  if (samples instanceof Int16Array) return samples.slice()
+  return Uint8Array.prototype.slice.call(samples)
+}
+
 /**
- * Audio in as it is recorded; text out: 'speechstart', 'partial' (while
- * someone speaks), 'speechend', 'final' (once they pause), 'error' (an
+ * Audio in as it is recorded; text out: 'speechStart', 'partial' (while
+ * someone speaks), 'speechEnd', 'final' (once they pause), 'error' (an
  * utterance that could not be transcribed, or the session failing), and
- * 'close' last. Created by engine.listen().
+ * 'close' last. Made by engine.listen().
  */
 class LiveSession extends EventEmitter {
   #native = null
+  /** Calls made before the native session runs: ['write', samples] | ['end'] | ['abort']. */
+  #pending = []
   #closed = false
-  /** The result once 'close' came: { summary } or { error }. */
+  #ending = false
+  /** The result once 'close' came: { finals } or { error }. */
   #outcome = null
+  #finals = []
   #waiters = []
   #report
 
@@ -49,7 +61,18 @@ class LiveSession extends EventEmitter {
   /** Called once by listen(): the native session, and where its events come in. */
   attach(native) {
     this.#native = native
+    for (const [call, samples] of this.#pending.splice(0)) {
+      if (call === 'write') native.write(samples)
+      else native[call]()
+    }
     return (event) => this.#deliver(event)
+  }
+
+  /** Called by listen() when the session could not start: it closes with `error`. */
+  fail(error) {
+    this.#pending = []
+    this.#emitSafely('error', error)
+    this.#close({ error })
   }
 
   /** True once the session is over: no more writes are taken. */
@@ -60,47 +83,62 @@ class LiveSession extends EventEmitter {
   /**
    * Queues samples at the session's sampleRate, mono. Returns false (and
    * emits 'error', ERR_INVALID_OPTIONS) for anything else, and false once
-   * the session is over.
+   * the session is over or end() was called.
    */
   write(samples) {
-    if (this.#closed) return false
+    if (this.#closed || this.#ending) return false
     if (!(samples instanceof Float32Array || samples instanceof Int16Array || samples instanceof Uint8Array)) {
       this.#emitSafely('error', codedError('ERR_INVALID_OPTIONS', `invalid option \`samples\`: write() takes ${KINDS} (got ${describe(samples)})`))
       return false
+    }
+    if (!this.#native) {
+      this.#pending.push(['write', copyOf(samples)])
+      return true
     }
     return this.#native.write(samples)
   }
 
   /**
-   * No more audio: the utterance under way is finished. Resolves with
-   * { utterances, durationMs } once every final has been emitted; rejects
-   * with the error that ended the session (ERR_ABORTED after abort()).
+   * No more audio: the utterance under way is finished. Resolves with the
+   * session's finals ({ utterance, text, segments, language, startMs, endMs },
+   * in order) once the last has been emitted; rejects with the error that
+   * ended the session (ERR_ABORTED after abort()).
    */
   end() {
-    if (!this.#outcome) this.#native.end()
+    if (!this.#outcome && !this.#ending) {
+      this.#ending = true
+      if (this.#native) this.#native.end()
+      else this.#pending.push(['end'])
+    }
     return this.#settled()
   }
 
   /** Stops at once: transcriptions in flight are aborted; 'close' follows. */
   abort() {
-    if (!this.#closed) this.#native.abort()
+    if (this.#closed) return
+    if (this.#native) this.#native.abort()
+    else this.#pending.push(['abort'])
   }
 
   #settled() {
     if (this.#outcome) {
-      return this.#outcome.error ? Promise.reject(this.#outcome.error) : Promise.resolve(this.#outcome.summary)
+      return this.#outcome.error ? Promise.reject(this.#outcome.error) : Promise.resolve(this.#outcome.finals)
     }
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
   }
 
+  #close(value) {
+    this.#closed = true
+    this.#outcome = value.error ? { error: value.error } : { finals: this.#finals.slice() }
+    this.#native?.detach()
+    for (const w of this.#waiters.splice(0)) value.error ? w.reject(value.error) : w.resolve(this.#outcome.finals)
+    this.#emitSafely('close', value)
+  }
+
   #deliver(event) {
     const value = payload(event)
-    if (event.type === 'close') {
-      this.#closed = true
-      this.#outcome = value.error ? { error: value.error } : { summary: value }
-      this.#native.detach()
-      for (const w of this.#waiters.splice(0)) value.error ? w.reject(value.error) : w.resolve(value)
-    }
+    if (event.type === 'close') return this.#close(value)
+    if (event.type === 'final') this.#finals.push(value)
     this.#emitSafely(event.type, value)
   }
 

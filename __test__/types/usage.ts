@@ -66,7 +66,9 @@ async function main(): Promise<void> {
   if (device?.kind === 'opencl') console.log(device.name)
 
   // Live dictation: a session takes audio as it is recorded and emits text.
-  const session = await worker.listen({ sampleRate: 48000, partialIntervalMs: 300, signal: null })
+  const session = worker.listen({ sampleRate: 48000, partialIntervalMs: 300, signal: null, vad: { minSilenceMs: 400 } })
+  session.on('speechStart', ({ utterance, startMs }) => console.log(utterance, startMs))
+  session.on('speechEnd', ({ endMs }) => console.log(endMs))
   session.on('partial', ({ utterance, text }) => console.log(utterance, text))
   session.on('final', ({ text, segments, startMs, endMs }) => console.log(text, segments[0]?.start, startMs, endMs))
   session.on('error', (err) => console.log(err.code))
@@ -77,9 +79,11 @@ async function main(): Promise<void> {
   // @ts-expect-error: not a live session event
   session.on('transcript', () => {})
   // @ts-expect-error: the sample rate is a number
-  await worker.listen({ sampleRate: '48k' })
-  const { utterances, durationMs } = await session.end()
-  console.log(wrote, utterances, durationMs, session.closed)
+  worker.listen({ sampleRate: '48k' })
+  // @ts-expect-error: not a VAD setting
+  worker.listen({ vad: { silenceMs: 300 } })
+  const finals = await session.end()
+  console.log(wrote, finals[0]?.text, finals[0]?.segments.length, session.closed)
   await worker.transcribe('a.wav', { vad: true })
 }
 

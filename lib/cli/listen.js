@@ -92,7 +92,7 @@ async function run(args, { parse, integer, UsageError }) {
   let failed = false
   try {
     await engine.initialize()
-    const session = await engine.listen({ sampleRate: rate, partials: tty && !values['no-partials'] })
+    const session = engine.listen({ sampleRate: rate, partials: tty && !values['no-partials'] })
     const clearLine = () => tty && process.stderr.write('\r\x1b[K')
     session.on('partial', (p) => tty && process.stderr.write(`\r\x1b[K… ${printable(p.text.trim()).slice(-(process.stderr.columns ?? 80) + 3)}`))
     session.on('final', (f) => {
@@ -101,6 +101,8 @@ async function run(args, { parse, integer, UsageError }) {
       process.stdout.write(`${stamp}${printable(f.text.trim())}\n`)
     })
     session.on('error', (err) => {
+      // A session that cannot start rejects end(), which says so once.
+      if (!('utterance' in err)) return
       clearLine()
       failed = true
       process.stderr.write(`persistent-whisper: ${err.code}: ${printable(err.message)}\n`)

@@ -251,7 +251,7 @@ fn chunk(env: &Env, value: Unknown) -> Result<Chunk> {
 /// `type` with the fields that are set.
 #[napi(object)]
 pub struct LiveSessionEvent {
-    #[napi(ts_type = "'speechstart' | 'partial' | 'speechend' | 'final' | 'error' | 'close'")]
+    #[napi(ts_type = "'speechStart' | 'partial' | 'speechEnd' | 'final' | 'error' | 'close'")]
     pub r#type: String,
     pub utterance: Option<u32>,
     pub text: Option<String>,
@@ -306,7 +306,7 @@ impl From<LiveEvent> for LiveSessionEvent {
             LiveEvent::SpeechStart {
                 utterance,
                 start_ms,
-            } => Self::span("speechstart", utterance, start_ms, None),
+            } => Self::span("speechStart", utterance, start_ms, None),
             LiveEvent::Partial {
                 utterance,
                 text,
@@ -320,7 +320,7 @@ impl From<LiveEvent> for LiveSessionEvent {
                 utterance,
                 start_ms,
                 end_ms,
-            } => Self::span("speechend", utterance, start_ms, Some(end_ms)),
+            } => Self::span("speechEnd", utterance, start_ms, Some(end_ms)),
             LiveEvent::Final {
                 utterance,
                 transcript,
