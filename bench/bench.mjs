@@ -254,6 +254,7 @@ async function main() {
   prepare()
   const files = workload()
   if (opts.only === 'fleet') return (await import('./fleet.mjs')).fleet(files, opts)
+  if (opts.only === 'live') return (await import('./live.mjs')).live(opts)
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
   steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 10 + opts.rounds * 3 + opts.rounds * 4 + 1

@@ -5,8 +5,10 @@
 // backend, the defaults) while the rest of the machine is idle. Reports the
 // final's latency (from the moment the audio that ends the utterance's
 // pause was written to the 'final' event: what a user waits after they stop
-// speaking, less the pause the VAD needs to hear), how often partials came
-// and how stale they were, and the real-time factor of the VAD alone.
+// speaking, less the pause the VAD needs to hear) against the time the idle
+// engine takes for the same utterance as a file (and whether the texts are
+// the same), how often partials came and how stale they were, and the
+// real-time factor of the VAD alone.
 // Prints JSON; writes no file.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -17,6 +19,7 @@ import { median, percentile } from './measure.mjs'
 const { PersistentWhisperEngine } = createRequire(import.meta.url)('..')
 const RATE = 16000
 const CHUNK_MS = 100
+const PAD_MS = 200
 
 function samplesOf(file) {
   const bytes = readFileSync(file)
@@ -43,15 +46,30 @@ async function realTime(engine, samples, minSilenceMs) {
     written.push([Math.min(i + step, samples.length), performance.now()])
   }
   await session.end()
-  /** When the audio up to `ms` (plus the pause the VAD waits for) had been written. */
-  const heardAt = (ms) => (written.find(([n]) => (n / RATE) * 1000 >= ms + minSilenceMs) ?? written.at(-1))[1]
+  /** When the audio up to `ms` had been written. */
+  const writtenAt = (ms) => (written.find(([n]) => (n / RATE) * 1000 >= ms) ?? written.at(-1))[1]
+  // An utterance's end is padded (speechPadMs, 200 ms) after the speech; the VAD decides minSilenceMs after it.
+  const decidable = (f) => writtenAt(f.endMs - PAD_MS + minSilenceMs)
   return {
-    finalLatencyMs: finals.map((f) => f.at - heardAt(f.endMs)),
+    finals,
+    finalLatencyMs: finals.map((f) => f.at - decidable(f)),
     partialGapsMs: partials.slice(1).map((p, i) => (p.utterance === partials[i].utterance ? p.at - partials[i].at : null)).filter((g) => g !== null),
-    partialLagMs: partials.map((p) => p.at - written.find(([n]) => (n / RATE) * 1000 >= p.endMs)[1]),
+    partialLagMs: partials.map((p) => p.at - writtenAt(p.endMs)),
     partials: partials.length,
     utterances: finals.length,
   }
+}
+
+/** Each final's utterance transcribed as a file (its samples) on the idle engine: time and text. */
+async function asFiles(engine, samples, finals) {
+  const out = []
+  for (const f of finals) {
+    const clip = Float32Array.from(samples.subarray((f.startMs * RATE) / 1000, (f.endMs * RATE) / 1000), (v) => v / 32768)
+    const t0 = performance.now()
+    const r = await engine.transcribe(clip, { priority: 'high' })
+    out.push({ ms: performance.now() - t0, same: r.text === f.text })
+  }
+  return out
 }
 
 /** The VAD alone: the same audio written at once, timed to its last event. */
@@ -67,16 +85,20 @@ async function vadSpeed(engine, samples) {
 
 export async function live(opts) {
   const samples = samplesOf(join(FIXTURES, 'pauses.wav'))
-  const engine = new PersistentWhisperEngine({ modelPath: opts.model, logLevel: 'silent' })
+  const engine = new PersistentWhisperEngine({ modelPath: opts.model, language: 'en', logLevel: 'silent' })
   await engine.initialize()
-  const rows = { finalLatencyMs: [], partialGapsMs: [], partialLagMs: [], vadRealTime: [] }
+  const rows = { finalLatencyMs: [], fileMs: [], ratio: [], sameText: [], partialGapsMs: [], partialLagMs: [], vadRealTime: [] }
   let utterances = 0
   try {
     await vadSpeed(engine, samples) // starts the VAD process, warms the caches
     for (let round = 0; round < opts.rounds; round++) {
       process.stderr.write(`\r\x1b[K[bench] live round ${round + 1} of ${opts.rounds}`)
       const r = await realTime(engine, samples, 500)
+      const files = await asFiles(engine, samples, r.finals)
       rows.finalLatencyMs.push(...r.finalLatencyMs)
+      rows.fileMs.push(...files.map((f) => f.ms))
+      rows.ratio.push(...r.finalLatencyMs.map((ms, i) => ms / files[i].ms))
+      rows.sameText.push(...files.map((f) => f.same))
       rows.partialGapsMs.push(...r.partialGapsMs)
       rows.partialLagMs.push(...r.partialLagMs)
       rows.vadRealTime.push(await vadSpeed(engine, samples))
@@ -94,6 +116,9 @@ export async function live(opts) {
         audio: 'pauses.wav, 100 ms chunks at real time, minSilenceMs 500, partialIntervalMs 500',
         utterances,
         finalLatencyMs: summary(rows.finalLatencyMs),
+        sameUtteranceAsFileMs: summary(rows.fileMs),
+        finalOverFileRatio: { p50: Number(median(rows.ratio).toFixed(2)), max: Number(Math.max(...rows.ratio).toFixed(2)) },
+        finalEqualsFileText: `${rows.sameText.filter(Boolean).length} of ${rows.sameText.length}`,
         partialIntervalMs: summary(rows.partialGapsMs),
         partialLagMs: summary(rows.partialLagMs),
         vadTimesRealTime: Math.round(median(rows.vadRealTime)),
