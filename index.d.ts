@@ -185,6 +185,7 @@ export interface LiveSessionEvent {
   message?: string
   utterances?: number
   durationMs?: number
+  peakBufferedMs?: number
 }
 
 /**

@@ -415,3 +415,39 @@ test('a VAD process killed mid-session is replaced, and the session loses no utt
     await engine.shutdown()
   }
 })
+
+test('a long session lets go of the audio of finished utterances: what it holds stays near one utterance', { timeout: 600_000 }, async () => {
+  const engine = newEngine({ maxWorkers: 2 })
+  await engine.initialize()
+  try {
+    const { samples, spans } = pauses()
+    // Ten times pauses.wav with 25 s of silence after each: 6 minutes, 20 utterances.
+    const gap = new Float32Array(RATE * 25)
+    const rounds = 10
+    const session = engine.listen({ partials: false })
+    const events = record(session)
+    // At twenty times real time, as a fast producer would.
+    const chunk = RATE / 10
+    const t0 = performance.now()
+    let written = 0
+    for (let r = 0; r < rounds; r++) {
+      for (const part of [samples, gap]) {
+        for (let i = 0; i < part.length; i += chunk) {
+          session.write(part.subarray(i, i + chunk))
+          written += Math.min(chunk, part.length - i)
+          const due = t0 + (written / RATE) * 50
+          if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()))
+        }
+      }
+    }
+    const finals = await session.end()
+    assert.equal(finals.length, rounds * 2)
+    finals.forEach((f, i) => assert.deepEqual(missingPhrases(f.text, spans[i % 2].keyPhrases), [], f.text))
+    const close = events.at(-1)
+    assert.equal(Math.round(close.durationMs), Math.round((written / RATE) * 1000))
+    // Retaining the session's audio would hold 6 minutes; one utterance is about 4 s.
+    assert.ok(close.peakBufferedMs < 20_000, `held at most ${close.peakBufferedMs} ms of ${close.durationMs} ms`)
+  } finally {
+    await engine.shutdown()
+  }
+})

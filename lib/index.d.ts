@@ -195,6 +195,8 @@ export interface LiveSummary {
   utterances: number
   /** Audio heard, in ms. */
   durationMs: number
+  /** The most audio the session held at once, in ms: the utterance under way and what waited for the detector. */
+  peakBufferedMs: number
 }
 
 /**

@@ -263,6 +263,7 @@ pub struct LiveSessionEvent {
     pub message: Option<String>,
     pub utterances: Option<u32>,
     pub duration_ms: Option<f64>,
+    pub peak_buffered_ms: Option<f64>,
 }
 
 impl LiveSessionEvent {
@@ -279,6 +280,7 @@ impl LiveSessionEvent {
             message: None,
             utterances: None,
             duration_ms: None,
+            peak_buffered_ms: None,
         }
     }
 
@@ -339,6 +341,7 @@ impl From<LiveEvent> for LiveSessionEvent {
             LiveEvent::Closed(Ok(summary)) => LiveSessionEvent {
                 utterances: Some(summary.utterances as u32),
                 duration_ms: Some(summary.duration_ms as f64),
+                peak_buffered_ms: Some(summary.peak_buffered_ms as f64),
                 ..Self::named("close")
             },
             LiveEvent::Closed(Err(error)) => Self::error("close", &error),

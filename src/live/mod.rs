@@ -88,6 +88,9 @@ pub struct Summary {
     pub utterances: u64,
     /// The audio heard, in milliseconds.
     pub duration_ms: u64,
+    /// The most audio the session held at once (ms): the utterance under
+    /// way, and what had come in but was not yet through the detector.
+    pub peak_buffered_ms: u64,
 }
 
 /// Where a session's events go (called from the session's task, in order).

@@ -127,6 +127,8 @@ struct Task {
     heard: u64,
     /// Samples given to the detector.
     fed: u64,
+    /// The most samples held at once.
+    peak: u64,
     detecting: Option<JoinHandle<Result<Vec<f32>>>>,
     current: Option<Current>,
     utterances: u64,
@@ -151,6 +153,7 @@ impl Task {
             base: 0,
             heard: 0,
             fed: 0,
+            peak: 0,
             detecting: None,
             current: None,
             utterances: 0,
@@ -170,6 +173,7 @@ impl Task {
                 break Ok(Summary {
                     utterances: self.utterances,
                     duration_ms: ms(self.heard),
+                    peak_buffered_ms: ms(self.peak),
                 });
             }
             // A final in flight goes first: no partial competes with it for the cores.
@@ -210,6 +214,7 @@ impl Task {
         let samples = self.converter.push(chunk);
         self.heard += samples.len() as u64;
         self.audio.extend(samples);
+        self.peak = self.peak.max(self.audio.len() as u64);
     }
 
     fn end_of_audio(&self) -> u64 {
