@@ -1,7 +1,7 @@
 // Run by __test__/gpu.test.mjs in a process of its own, so that each run
 // has its own environment (which Vulkan driver, a hidden loader): an engine
 // with the options given as JSON in argv[2], transcribing the clips in
-// argv[3] one after another. Prints one JSON line: what the engine said
+// argv[3] one after another (or, with `concurrent`, all at once). Prints one JSON line: what the engine said
 // about its device, the events, the texts, and each worker process's
 // program as /proc shows it. With `killGpuWorker`, the first worker
 // process is killed (SIGKILL, as a driver crash ends it) once it is busy
@@ -10,7 +10,9 @@ import { readFileSync, readlinkSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
 const { PersistentWhisperEngine } = createRequire(import.meta.url)('..')
-const { killGpuWorker, ...options } = JSON.parse(process.argv[2])
+const { killGpuWorker, concurrent, ...options } = JSON.parse(process.argv[2])
+// 'default': the engine's own timeout, which scales with the audio.
+if (options.timeout === 'default') delete options.timeout
 const clips = JSON.parse(process.argv[3] ?? '[]')
 
 const events = []
@@ -44,7 +46,9 @@ try {
   const initial = { status: (await engine.getStatus()).device, program: (await engine.getStatus()).program, processes: await programs() }
   const texts = []
   let killed = null
-  for (const [i, clip] of clips.entries()) {
+  // `concurrent`: every clip submitted at once.
+  if (concurrent) texts.push(...(await Promise.all(clips.map((c) => engine.transcribe(c)))).map((r) => r.text))
+  for (const [i, clip] of (concurrent ? [] : clips).entries()) {
     const pending = engine.transcribe(clip)
     if (killGpuWorker && i === 0) {
       // The worker process that took the clip, once it has been decoding a while.

@@ -149,6 +149,15 @@ test("gpu 'auto' decodes on lavapipe through the Vulkan build, with the CPU buil
   for (const w of r.after.workers) assert.equal(w.kind, 'vulkan')
 })
 
+test('on a software renderer the default timeout allows for its speed: clips submitted at once all complete', T, async () => {
+  // Three decodes at once on lavapipe, each several times slower than on the CPU build.
+  const clips = ['color.wav', 'weather.wav', 'kitchen.wav'].map((f) => join(FIXTURES, f))
+  const cpu = (await run({ gpu: false }, clips)).texts
+  const r = await run({ gpu: 'auto', maxWorkers: 3, timeout: 'default', concurrent: true }, clips, LAVAPIPE_ENV)
+  assert.equal(r.initial.status.kind, 'vulkan')
+  assert.deepEqual(r.texts, cpu)
+})
+
 test("the 'cli' backend runs the Vulkan build's whisper-cli on lavapipe, with the CPU build's text", T, async () => {
   const r = await run({ gpu: 'auto', backend: 'cli' }, [CLIPS[0]], LAVAPIPE_ENV)
   assert.equal(r.initial.status.kind, 'vulkan')

@@ -416,10 +416,17 @@ impl Actor {
             Err(e) => return refuse(&self.events, e, reply),
         };
         let contention = super::contention(&self.options, available_cpus());
-        let timeout = options
-            .timeout
-            .or(self.options.timeout)
-            .unwrap_or_else(|| super::default_timeout(audio.duration, model_bytes, contention));
+        // A software renderer (lavapipe, chosen only where
+        // GGML_VK_VISIBLE_DEVICES names it) is many times slower than the CPU.
+        let slowdown = match pool.device() {
+            Some((device, _)) if device.is_software() => {
+                persistent_whisper_protocol::device::SOFTWARE_RENDERER_SLOWDOWN
+            }
+            _ => 1,
+        };
+        let timeout = options.timeout.or(self.options.timeout).unwrap_or_else(|| {
+            super::default_timeout(audio.duration, model_bytes, contention) * slowdown
+        });
         pool.submit(Job {
             request: Request {
                 id: request_id.clone(),
