@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
 //                [--pool-size N] [--rounds N]
-//                [--only batch|dictation|memory [--variants a,b] | --only fleet]
+//                [--only batch|dictation|memory [--variants a,b] | --only fleet
+//                 | --only gpu [--software-gpu]]
 //
 // Runs every way of transcribing with whisper.cpp that the README talks about,
 // on real speech, in one run: interleaved rounds, medians reported, each
@@ -39,6 +40,8 @@ function flags(argv) {
     modelSizes: !quick,
     only: get('only'),
     variants: get('variants')?.split(','),
+    // GPU rows on a software renderer (lavapipe): to try the section, not GPU figures.
+    softwareGpu: argv.includes('--software-gpu'),
   }
 }
 
@@ -254,6 +257,7 @@ async function main() {
   prepare()
   const files = workload()
   if (opts.only === 'fleet') return (await import('./fleet.mjs')).fleet(files, opts)
+  if (opts.only === 'gpu') return process.stdout.write(await (await import('./gpu.mjs')).gpuSection(files, opts, progress))
   if (opts.only === 'live') return (await import('./live.mjs')).live(opts)
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
@@ -274,6 +278,8 @@ async function main() {
   const portable = await portability(distinct)
   progress(`engine overhead: ${opts.overheadRequests} requests to the fake whisper-server`)
   const overhead = await runner({ scenario: 'overhead', model: TINY_EN, requests: opts.overheadRequests })
+  // Only where a GPU is present; otherwise one line saying so.
+  const gpu = await (await import('./gpu.mjs')).gpuSection(files, opts, progress)
   process.stderr.write('\n')
 
   const report = {
@@ -298,9 +304,9 @@ async function main() {
     overhead,
     durationS: (Date.now() - started) / 1000,
   }
-  writeFileSync(join(ROOT, 'bench', 'results.md'), markdown(report))
+  writeFileSync(join(ROOT, 'bench', 'results.md'), `${markdown(report)}\n${gpu}`)
   writeFileSync(join(ROOT, 'bench', 'results.svg'), svg(report))
-  process.stdout.write(markdown(report))
+  process.stdout.write(`${markdown(report)}\n${gpu}`)
   process.stderr.write(`[bench] wrote bench/results.md and bench/results.svg in ${Math.round(report.durationS)} s\n`)
 }
 

@@ -161,9 +161,10 @@ export function serverPerCore({ model }) {
 }
 
 /** This project's engine. */
-export function engine({ model, backend, poolSize, threads, processes }) {
+export function engine({ model, backend, poolSize, threads, processes, gpu, workerPath, serverPath, timeout }) {
   const { PersistentWhisperEngine } = require('..')
-  const e = new PersistentWhisperEngine({ modelPath: model, backend, poolSize, threads, processes, logLevel: 'silent' })
+  // gpu, workerPath, serverPath, timeout: the GPU rows (gpu.mjs) pick a build and device.
+  const e = new PersistentWhisperEngine({ modelPath: model, backend, poolSize, threads, processes, gpu, workerPath, serverPath, timeout, logLevel: 'silent' })
   return {
     start: () => e.initialize(),
     transcribe: async (file) => (await e.transcribe(file)).text,
