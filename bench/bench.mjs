@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
 //                [--pool-size N] [--rounds N]
-//                [--only batch|dictation|memory [--variants a,b] | --only fleet
+//                [--only batch|dictation|memory [--variants a,b] | --only fleet | --only live
 //                 | --only gpu [--software-gpu]]
 //
 // Runs every way of transcribing with whisper.cpp that the README talks about,
