@@ -116,6 +116,31 @@ const char * whisper_lang_str(int) {
     return "en";
 }
 
+// The VAD functions the shim links to; these tests never open a detector.
+struct whisper_vad_context_params whisper_vad_default_context_params(void) {
+    return {};
+}
+
+struct whisper_vad_context * whisper_vad_init_from_file_with_params(const char *, struct whisper_vad_context_params) {
+    return nullptr;
+}
+
+void whisper_vad_reset_state(struct whisper_vad_context *) {}
+
+bool whisper_vad_detect_speech_no_reset(struct whisper_vad_context *, const float *, int) {
+    return false;
+}
+
+int whisper_vad_n_probs(struct whisper_vad_context *) {
+    return 0;
+}
+
+float * whisper_vad_probs(struct whisper_vad_context *) {
+    return nullptr;
+}
+
+void whisper_vad_free(struct whisper_vad_context *) {}
+
 #ifdef WHISPER_HAS_LIVE_N_THREADS
 void whisper_set_live_n_threads(const int32_t *) {}
 #endif
