@@ -106,8 +106,9 @@ for (const target of ['linux-x64-gnu', 'linux-arm64-gnu']) {
     const names = elves.map((f) => relative(pkg, f)).sort()
     assert.ok(names.includes(`persistent-whisper.${target}.node`), `${names}`)
     for (const program of ['whisper-cli', 'whisper-server', 'persistent-whisper-worker']) {
+      // Each CPU variant's, and each shipped GPU build's (bin/vulkan/).
       const variants = names.filter((n) => n.endsWith(`/${program}`))
-      assert.equal(variants.length, TARGETS[target].variants.length, `${program}: ${names}`)
+      assert.equal(variants.length, TARGETS[target].variants.length + (TARGETS[target].gpu ?? []).length, `${program}: ${names}`)
     }
     for (const file of elves) {
       const needs = glibcNeeds(file)
