@@ -84,7 +84,7 @@ async function run(backend, s, seed) {
 
 for (const backend of ['cli', 'server', 'worker']) {
   // The FAKE programs are shell scripts, and the fds and processes are counted in /proc.
-  test(`${backend}: ${REQUESTS} requests with random faults and aborts all settle and leave nothing behind`, { timeout: 600_000, ...LINUX_ONLY }, async () => {
+  test(`${backend}: ${REQUESTS} requests with random faults and aborts all settle and leave nothing behind`, { timeout: 600_000, ...LINUX_ONLY }, async (t) => {
     const s = scratch()
     await run(backend, s, 1) // warm up: the runtime's threads and fds exist from here on
     const fds = openFds()
