@@ -52,9 +52,9 @@ test('a cmake on the PATH older than whisper.cpp needs is passed over for the wh
 })
 
 test('demo, setup and prepare end a failure with one line that says what to do, no stack', T, () => {
-  // A fresh copy of the scripts (no node_modules, no .whisper) on a machine with only node.
+  // A fresh copy of the scripts and sources (no node_modules, no .whisper) on a machine with only node.
   const root = mkdtempSync(join(tmpdir(), 'pw-fresh-clone-'))
-  cpSync(join(ROOT, 'scripts'), join(root, 'scripts'), { recursive: true })
+  for (const dir of ['scripts', 'worker/src', 'worker-protocol/src']) cpSync(join(ROOT, dir), join(root, dir), { recursive: true })
   cpSync(join(ROOT, 'package.json'), join(root, 'package.json'))
   const path = barePath()
   for (const script of ['demo.mjs', 'setup.mjs', 'prepare.mjs']) {
