@@ -2,7 +2,7 @@
 //! (write, end, abort), and its events as plain objects for lib/live.js.
 
 use super::abort::{self, AbortListener};
-use super::fields::{js_read, type_name, Fields, Handle, Result};
+use super::fields::{js_read, Fields, Handle, Result};
 use super::types::TranscriptionSegment;
 use crate::error::WhisperError;
 use crate::live::{Chunk, LiveEvent, LiveOptions, LiveSession, VadConfig};
@@ -170,10 +170,7 @@ impl NativeLiveSession {
         ts_args_type = "samples: Float32Array | Int16Array | Uint8Array"
     )]
     pub fn write(&self, env: &Env, samples: Unknown) -> bool {
-        match chunk(env, samples) {
-            Ok(chunk) => self.session.write(chunk),
-            Err(_) => false,
-        }
+        chunk(env, samples).is_some_and(|chunk| self.session.write(chunk))
     }
 
     #[napi(catch_unwind)]
@@ -195,18 +192,12 @@ impl NativeLiveSession {
     }
 }
 
-/// What kinds of audio write() takes, for its error.
-pub const WRITE_KINDS: &str =
-    "a Float32Array, an Int16Array, or a Buffer/Uint8Array of 16-bit little-endian samples";
-
-/// The samples of a typed array, copied.
-fn chunk(env: &Env, value: Unknown) -> Result<Chunk> {
-    let wrong =
-        |got: &str| WhisperError::invalid("samples", format!("must be {WRITE_KINDS} (got {got})"));
-    match value.get_type() {
-        Ok(ValueType::Object) => {}
-        Ok(t) => return Err(wrong(type_name(t))),
-        Err(e) => return Err(WhisperError::invalid("samples", e.reason)),
+/// The samples of a Float32Array, Int16Array or Uint8Array, copied; None
+/// for anything else (lib/live.js checks the kind first and says what it
+/// takes).
+fn chunk(env: &Env, value: Unknown) -> Option<Chunk> {
+    if !matches!(value.get_type(), Ok(ValueType::Object)) {
+        return None;
     }
     // SAFETY: plain N-API calls on a value of this env; the data pointer is
     // read for `length` elements of the array's own type before returning.
@@ -214,7 +205,7 @@ fn chunk(env: &Env, value: Unknown) -> Result<Chunk> {
         let mut is_typed = false;
         napi::sys::napi_is_typedarray(env.raw(), value.raw(), &mut is_typed);
         if !is_typed {
-            return Err(wrong("an object that is not a typed array"));
+            return None;
         }
         let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut());
         let status = napi::sys::napi_get_typedarray_info(
@@ -227,22 +218,22 @@ fn chunk(env: &Env, value: Unknown) -> Result<Chunk> {
             std::ptr::null_mut(),
         );
         if status != napi::sys::Status::napi_ok {
-            return Err(wrong("a typed array that cannot be read"));
+            return None;
         }
         if length == 0 || data.is_null() {
-            return Ok(Chunk::F32(Vec::new()));
+            return Some(Chunk::F32(Vec::new()));
         }
         match kind {
-            napi::sys::TypedarrayType::float32_array => Ok(Chunk::F32(
+            napi::sys::TypedarrayType::float32_array => Some(Chunk::F32(
                 std::slice::from_raw_parts(data as *const f32, length).to_vec(),
             )),
-            napi::sys::TypedarrayType::int16_array => Ok(Chunk::S16(
+            napi::sys::TypedarrayType::int16_array => Some(Chunk::S16(
                 std::slice::from_raw_parts(data as *const i16, length).to_vec(),
             )),
-            napi::sys::TypedarrayType::uint8_array => Ok(Chunk::S16Bytes(
+            napi::sys::TypedarrayType::uint8_array => Some(Chunk::S16Bytes(
                 std::slice::from_raw_parts(data as *const u8, length).to_vec(),
             )),
-            _ => Err(wrong("another kind of typed array")),
+            _ => None,
         }
     }
 }
