@@ -87,6 +87,8 @@ export const TARGETS = {
     triple: 'x86_64-pc-windows-gnu',
     variants: ['x86-64-v2', 'x86-64-v3'],
     cmake: ['-DGGML_OPENMP=OFF'],
+    // Run under Wine, whose vulkan-1.dll forwards to the host's Vulkan (lavapipe in the tests).
+    gpu: ['vulkan'],
     testOnly: true,
   },
 }
