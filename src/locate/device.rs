@@ -60,6 +60,9 @@ pub async fn list_devices(worker: &Path) -> Result<DeviceList, String> {
         .find(|l| !l.trim().is_empty())
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default();
+    if let Some(why) = missing_library(worker, output.status.code()) {
+        return Err(why);
+    }
     if let Some(signal) = crate::process::killed_by(&output.status) {
         return Err(format!("it was killed by {signal}{last_line}"));
     }
@@ -80,8 +83,51 @@ pub async fn list_devices(worker: &Path) -> Result<DeviceList, String> {
     Ok(list)
 }
 
+/// Why Windows' loader would not start a GPU build's program, from its exit
+/// code: a DLL it imports is not on this machine (STATUS_DLL_NOT_FOUND), or
+/// lacks a function (STATUS_ENTRYPOINT_NOT_FOUND). For the Vulkan build that
+/// is vulkan-1.dll, the Vulkan loader, which only a graphics driver
+/// installs: the usual case on a machine without a GPU, not a failure.
+/// (No dialog says so on screen: process/error_mode.rs.)
+fn missing_library(worker: &Path, code: Option<i32>) -> Option<String> {
+    let (status, what) = match code? as u32 {
+        0xC000_0135 => ("STATUS_DLL_NOT_FOUND", "is missing"),
+        0xC000_0139 => ("STATUS_ENTRYPOINT_NOT_FOUND", "is too old"),
+        _ => return None,
+    };
+    let build = worker.parent()?.file_name()?.to_str()?;
+    let library = match build {
+        "vulkan" => "no Vulkan loader here: vulkan-1.dll, which a graphics driver installs,",
+        "cuda" => "CUDA's runtime: a DLL of the CUDA toolkit",
+        _ => "a DLL it imports",
+    };
+    Some(format!("{library} {what} (it exited with {status})"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_missing_dll_is_named_as_the_build_s_library() {
+        let worker = Path::new("bin/vulkan/persistent-whisper-worker.exe");
+        let missing = missing_library(worker, Some(0xC000_0135_u32 as i32)).unwrap();
+        assert!(
+            missing.contains("no Vulkan loader here: vulkan-1.dll"),
+            "{missing}"
+        );
+        assert!(missing.contains("STATUS_DLL_NOT_FOUND"), "{missing}");
+        let old = missing_library(worker, Some(0xC000_0139_u32 as i32)).unwrap();
+        assert!(old.contains("is too old"), "{old}");
+        // A crash, an ordinary exit code, or a signal (no code) is something else.
+        for code in [Some(0xC000_0005_u32 as i32), Some(1), Some(0), None] {
+            assert_eq!(missing_library(worker, code), None, "{code:?}");
+        }
+        let cpu = missing_library(
+            Path::new("bin/x86-64-v2/w.exe"),
+            Some(0xC000_0135_u32 as i32),
+        );
+        assert!(cpu.unwrap().starts_with("a DLL it imports"));
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod death;
 #[cfg(windows)]
+mod error_mode;
+#[cfg(windows)]
 pub mod windows_cli;
 
 use std::path::Path;
@@ -55,8 +57,11 @@ fn command_ending(program: &Path, ends: death::Ends) -> Command {
     cmd
 }
 
-/// Starts the command; the child is bound to the host's lifetime.
+/// Starts the command; the child is bound to the host's lifetime, and on
+/// Windows shows no error dialog (error_mode.rs).
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    #[cfg(windows)]
+    error_mode::quiet_children();
     let child = cmd.spawn()?;
     death::adopt(&child);
     Ok(child)
@@ -220,6 +225,9 @@ fn crash_name(code: u32) -> Option<String> {
         0xC000_0096 => "STATUS_PRIVILEGED_INSTRUCTION",
         0xC000_013A => "STATUS_CONTROL_C_EXIT",
         0xC000_0374 => "STATUS_HEAP_CORRUPTION",
+        // The loader's: an imported DLL, or a function in it, is not there.
+        0xC000_0135 => "STATUS_DLL_NOT_FOUND",
+        0xC000_0139 => "STATUS_ENTRYPOINT_NOT_FOUND",
         _ => return Some(format!("exception 0x{code:08X}")),
     };
     Some(name.to_owned())
@@ -241,7 +249,11 @@ mod tests {
         );
         assert_eq!(
             crash_name(0xC000_0135).as_deref(),
-            Some("exception 0xC0000135")
+            Some("STATUS_DLL_NOT_FOUND")
+        );
+        assert_eq!(
+            crash_name(0xC000_0142).as_deref(),
+            Some("exception 0xC0000142")
         );
         for ordinary in [0, 1, 2, 3, 255, 0x8000_0000] {
             assert_eq!(crash_name(ordinary), None, "{ordinary:#x}");
