@@ -5,7 +5,7 @@
 // side: each file of that suite, and what only Linux can see, such as which
 // Windows processes outlive a node.exe killed with SIGKILL.
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -13,7 +13,7 @@ import { ROOT, HOME } from '../scripts/paths.mjs'
 import { TARGETS } from '../scripts/targets.mjs'
 import { spawnSync } from 'node:child_process'
 import { MINGW_CC } from '../scripts/windows-toolchain.mjs'
-import { DRIVE_C, WINDOWS_ADDON, runWindowsNode, spawnWindowsNode, wineMissing, wineProcesses, windowsPath } from '../scripts/wine.mjs'
+import { DRIVE_C, WINDOWS_ADDON, runWindowsNode, spawnWindowsNode, stopWine, wineDisplay, wineMissing, wineProcesses, windowsPath } from '../scripts/wine.mjs'
 
 /** Polls `check` until it returns a truthy value (or fails after `ms`). */
 async function waitFor(what, check, ms) {
@@ -26,7 +26,7 @@ async function waitFor(what, check, ms) {
   }
 }
 
-const SUITE = ['engine.mjs', 'crashes.mjs', 'load-errors.mjs', 'downloads.mjs', 'cli.mjs']
+const SUITE = ['engine.mjs', 'crashes.mjs', 'load-errors.mjs', 'downloads.mjs', 'cli.mjs', 'gpu.mjs', 'gpu-no-loader.mjs', 'gpu-off.mjs']
 const EXE = { cli: 'whisper-cli.exe', server: 'whisper-server.exe', worker: 'persistent-whisper-worker.exe' }
 const BUILD = join(HOME, 'targets', 'win32-x64-gnu', 'bin')
 
@@ -40,7 +40,7 @@ const skip = unavailable()
 function requireBuild() {
   const missing = wineMissing()
   if (missing) assert.fail(`${missing}; .ci/run installs it`)
-  for (const variant of TARGETS['win32-x64-gnu'].variants) {
+  for (const variant of [...TARGETS['win32-x64-gnu'].variants, ...TARGETS['win32-x64-gnu'].gpu]) {
     for (const exe of Object.values(EXE)) {
       const file = join(BUILD, variant, exe)
       assert.ok(existsSync(file), `${file} is missing: run node scripts/prepare.mjs --cross`)
@@ -80,16 +80,101 @@ function fakePrograms() {
   const exe = join(dir, 'fake-illegal-instruction.exe')
   const built = spawnSync(MINGW_CC, ['-O0', '-o', exe, join(ROOT, '__test__', 'windows', 'fake-illegal-instruction.c')], { encoding: 'utf8' })
   assert.equal(built.status, 0, built.stderr)
-  fakes = { PW_FAKE_ILLEGAL_INSTRUCTION: windowsPath(exe) }
+  fakes = { PW_FAKE_ILLEGAL_INSTRUCTION: windowsPath(exe), dir }
   return fakes
+}
+
+/** What the Windows Vulkan build's programs import from vulkan-1.dll (most of it ggml looks up at run time). */
+function vulkanImports() {
+  const names = new Set()
+  for (const exe of Object.values(EXE)) {
+    const dump = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(BUILD, 'vulkan', exe)], { encoding: 'utf8', maxBuffer: 64 << 20 })
+    assert.equal(dump.status, 0, dump.stderr)
+    // The import table: "DLL Name: vulkan-1.dll", then one line per function, up to a blank line.
+    const table = dump.stdout.split(/\n\s*DLL Name: /).find((t) => /^vulkan-1\.dll/i.test(t)) ?? ''
+    for (const name of table.split('\n\n')[0].matchAll(/\b(vk\w+)/g)) names.add(name[1])
+  }
+  assert.ok(names.has('vkGetInstanceProcAddr'), `the Vulkan build imports ${[...names]} from vulkan-1.dll`)
+  return [...names]
+}
+
+/** The FAKE vulkan-1.dll (fault injection only: fake-vulkan-loader.c), built into this run's folder. */
+function fakeVulkanLoader() {
+  const dll = join(fakePrograms().dir, 'vulkan-1.dll')
+  const exports = vulkanImports().map((n) => `X(${n})`).join(' ')
+  const source = join(ROOT, '__test__', 'windows', 'fake-vulkan-loader.c')
+  const built = spawnSync(MINGW_CC, ['-O0', '-shared', '-s', `-DEXPORTS=${exports}`, '-o', dll, source], { encoding: 'utf8' })
+  assert.equal(built.status, 0, built.stderr)
+  return dll
+}
+
+/**
+ * For gpu-off.mjs: the FAKE vulkan-1.dll in the prefix's system32, where
+ * Windows looks for it (before the PATH, so nowhere else would do) and where
+ * Wine takes a native one from ("vulkan-1=n"). Returns what puts Wine's own
+ * back; one a killed run left out is put back first.
+ */
+function fakeVulkanInSystem32() {
+  const system = join(DRIVE_C, 'windows', 'system32', 'vulkan-1.dll')
+  const kept = `${system}.pw-wine`
+  if (existsSync(kept)) renameSync(kept, system)
+  renameSync(system, kept)
+  copyFileSync(fakeVulkanLoader(), system)
+  return () => renameSync(kept, system)
+}
+
+/**
+ * What gpu.mjs runs on: Mesa's lavapipe as the only Vulkan driver, ggml told
+ * to use it, and Mesa's shader cache where __test__/gpu.test.mjs keeps it
+ * (the Windows build's SPIR-V is the Linux build's: one warm cache serves
+ * both). Wine's vulkan-1.dll passes them to the host's Vulkan loader.
+ */
+const ICD_DIR = '/usr/share/vulkan/icd.d'
+function lavapipeEnv() {
+  const icd = existsSync(ICD_DIR) ? readdirSync(ICD_DIR).find((f) => /^lvp_icd\b.*\.json$/.test(f)) : undefined
+  assert.ok(icd, `no lavapipe here (${ICD_DIR}/lvp_icd*.json): apt-get install -t bookworm-backports mesa-vulkan-drivers (.ci/run does)`)
+  return {
+    VK_ICD_FILENAMES: join(ICD_DIR, icd),
+    GGML_VK_VISIBLE_DEVICES: '0',
+    MESA_SHADER_CACHE_DIR: join(HOME, 'mesa-shader-cache'),
+    // lavapipe's compiled shaders call libm's functions (expf, ...), which
+    // its JIT looks up in the process's global scope. A Wine process has no
+    // libm there (Wine's ntdll.so does not link it), so the first decode
+    // jumped to address 0 and died of SIGSEGV; preloaded, libm is there.
+    LD_PRELOAD: ['libm.so.6', process.env.LD_PRELOAD].filter(Boolean).join(' '),
+  }
+}
+
+/**
+ * The Linux environment of each GPU file's node.exe (Wine takes DLL
+ * overrides and the Vulkan driver from there, not from a Windows parent):
+ * gpu.mjs on lavapipe with an X display; gpu-no-loader.mjs with Wine's
+ * vulkan-1.dll switched off; gpu-off.mjs with only a native vulkan-1.dll
+ * allowed (the FAKE one).
+ */
+async function gpuEnv(file) {
+  if (file === 'gpu.mjs') return { ...lavapipeEnv(), DISPLAY: await wineDisplay() }
+  if (file === 'gpu-no-loader.mjs') return { ...lavapipeEnv(), WINEDLLOVERRIDES: 'vulkan-1=' }
+  if (file === 'gpu-off.mjs') return { ...lavapipeEnv(), WINEDLLOVERRIDES: 'vulkan-1=n' }
+  return {}
 }
 
 for (const file of SUITE) {
   test(`Windows (node.exe under Wine): __test__/windows/${file}`, T, async () => {
     requireBuild()
     const script = windowsPath(join(ROOT, '__test__', 'windows', file))
-    const env = { PW_EXPECT_VARIANT: expectedVariant(), ...fakePrograms() }
-    const r = await runWindowsNode(['--test-reporter=tap', script], { env, timeout: 1_100_000 })
+    const gpu = await gpuEnv(file)
+    const { dir: _folder, ...fakes } = fakePrograms()
+    const env = { PW_EXPECT_VARIANT: expectedVariant(), ...fakes, ...gpu }
+    // Wine picks a session's display driver when its first process starts:
+    // the Vulkan run gets a session of its own, on the X display, and the
+    // others theirs without one, as before.
+    if (gpu.DISPLAY) stopWine()
+    const restore = file === 'gpu-off.mjs' ? fakeVulkanInSystem32() : () => {}
+    const r = await runWindowsNode(['--test-reporter=tap', script], { env, timeout: 1_100_000 }).finally(() => {
+      restore()
+      if (gpu.DISPLAY) stopWine()
+    })
     const tap = r.stdout
     assert.match(tap, /^# pass \d+/m, `no TAP summary from node.exe (exit ${r.status ?? r.signal}):\n${tap}\n${r.stderr}`)
     const passed = Number(/^# pass (\d+)/m.exec(tap)[1])

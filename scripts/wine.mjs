@@ -10,6 +10,10 @@
 //   goes into the prefix's system32. It is never shipped.
 // - node.exe cannot use a Linux pipe as stdin or stdout (EBADF): the
 //   functions here give it files, and relay them.
+// - Wine 8 reaches the host's Vulkan only through its X11 driver: without
+//   an X display its vulkan-1.dll finds no Vulkan at all ("Failed to load
+//   Wine graphics driver supporting Vulkan"). wineDisplay() starts a
+//   private Xvfb for the runs that need Vulkan.
 import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -101,6 +105,38 @@ export function windowsNode() {
     rmSync(scratch, { recursive: true, force: true })
   })
   return exe
+}
+
+export const XVFB_INSTALL = 'apt-get install xvfb'
+let xvfb = null
+
+/**
+ * An X display for Wine's Vulkan: an Xvfb of this process's own (it picks
+ * a free display number and says which), ended when this process exits.
+ * Resolves with the DISPLAY value, e.g. ':1'.
+ */
+export function wineDisplay() {
+  xvfb ??= new Promise((resolve, reject) => {
+    const args = ['-displayfd', '3', '-nolisten', 'tcp', '-screen', '0', '640x480x24']
+    const argv = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', 'Xvfb', ...args] : ['Xvfb', ...args]
+    const server = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] })
+    let said = ''
+    let errors = ''
+    server.stderr.on('data', (d) => (errors = `${errors}${d}`.slice(-2000)))
+    server.on('error', (err) => reject(new Error(err.code === 'ENOENT' ? `Xvfb is not installed (${XVFB_INSTALL}): Wine's Vulkan needs an X display` : err.message)))
+    server.on('exit', (code, signal) => reject(new Error(`Xvfb exited (${code ?? signal}) before it gave a display: ${errors}`)))
+    server.stdio[3].on('data', (d) => {
+      said += d
+      const number = /^(\d+)\n/.exec(said)?.[1]
+      if (number === undefined) return
+      // It runs as long as this process does, without keeping it alive.
+      for (const stream of [server.stdio[2], server.stdio[3]]) stream.destroy()
+      server.unref()
+      process.on('exit', () => server.kill('SIGKILL'))
+      resolve(`:${number}`)
+    })
+  })
+  return xvfb
 }
 
 /** Ends every process of the prefix (and its wineserver). */
