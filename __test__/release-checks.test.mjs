@@ -3,7 +3,7 @@
 // checks, the CMake settings of the MSVC build.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
@@ -133,5 +133,87 @@ test('the macOS build\'s C++ compiles for aarch64-macos: patched whisper.cpp, th
     assert.match(control.stderr, /sys\/prctl\.h/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/**
+ * A LunarG Vulkan SDK's layout on Windows (Include, Lib\vulkan-1.lib,
+ * Bin\glslc.exe), made of the Debian 13 headers set-up unpacked, a stand-in
+ * import library, and this machine's glslc: enough for CMake to configure.
+ */
+function fakeLunargSdk(dir) {
+  const include = join(ROOT, '.whisper', 'vulkan-sdk', 'usr', 'include')
+  assert.ok(existsSync(join(include, 'vulkan', 'vulkan.hpp')), `${include} is missing: npm run setup unpacks the Vulkan headers`)
+  const glslc = spawnSync('sh', ['-c', 'command -v glslc'], { encoding: 'utf8' }).stdout.trim()
+  assert.ok(glslc, 'glslc is not installed (apt-get install glslc)')
+  mkdirSync(join(dir, 'Lib'), { recursive: true })
+  mkdirSync(join(dir, 'Bin'))
+  symlinkSync(include, join(dir, 'Include'))
+  writeFileSync(join(dir, 'Lib', 'vulkan-1.lib'), 'stand-in\n')
+  for (const name of ['glslc.exe', 'glslc']) symlinkSync(glslc, join(dir, 'Bin', name))
+  return dir
+}
+
+test('the Windows Vulkan build checks the LunarG SDK before CMake runs: what is missing is named, a SPIRV-Headers package stands in where the SDK has none', onLinux, async () => {
+  const { lunargSdk } = await import('../scripts/vulkan-sdk.mjs')
+  const dir = mkdtempSync(join(tmpdir(), 'pw-lunarg-'))
+  try {
+    const sdk = fakeLunargSdk(join(dir, 'sdk'))
+    const flags = lunargSdk({ VULKAN_SDK: sdk }).cmake
+    assert.ok(flags.includes('-DGGML_VULKAN=ON'))
+    const spirv = flags.find((f) => f.startsWith('-DSPIRV-Headers_DIR='))?.split('=')[1]
+    assert.ok(spirv && existsSync(join(spirv, 'SPIRV-HeadersConfig.cmake')), flags.join(' '))
+    // The SDK's own package wins where it has one.
+    mkdirSync(join(sdk, 'share', 'cmake', 'SPIRV-Headers'), { recursive: true })
+    writeFileSync(join(sdk, 'share', 'cmake', 'SPIRV-Headers', 'SPIRV-HeadersConfig.cmake'), '# the SDK\'s\n')
+    assert.ok(lunargSdk({ VULKAN_SDK: sdk }).cmake.includes(`-DSPIRV-Headers_DIR=${join(sdk, 'share', 'cmake', 'SPIRV-Headers')}`))
+    // What the release workflow runs after installing it: a partial SDK fails there, by name.
+    rmSync(join(sdk, 'Bin', 'glslc.exe'))
+    assert.throws(() => lunargSdk({ VULKAN_SDK: sdk }), /lacks glslc \(Bin\\glslc\.exe\)/)
+    const cli = spawnSync(process.execPath, [join(ROOT, 'scripts', 'vulkan-sdk.mjs'), '--check-lunarg', sdk], { encoding: 'utf8' })
+    assert.equal(cli.status, 1)
+    assert.match(cli.stderr, /lacks glslc/)
+    assert.throws(() => lunargSdk({}), /needs the LunarG Vulkan SDK/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the MSVC Vulkan build compiles ggml-vulkan and its shaders on the static C runtime (/MT) too', { ...onLinux, timeout: 300_000 }, async () => {
+  const { msvcCompileCommands } = await import('../scripts/msvc-configure.mjs')
+  const { lunargSdk } = await import('../scripts/vulkan-sdk.mjs')
+  const { GPU_VARIANTS, TARGETS } = await import('../scripts/targets.mjs')
+  assert.deepEqual(TARGETS['win32-x64-msvc'].gpu, ['vulkan'], 'the Windows package ships the Vulkan build')
+  const dir = mkdtempSync(join(tmpdir(), 'pw-lunarg-'))
+  try {
+    const sdk = fakeLunargSdk(join(dir, 'sdk'))
+    const commands = msvcCompileCommands(GPU_VARIANTS.vulkan.cpu, { extra: lunargSdk({ VULKAN_SDK: sdk }).cmake, env: { ...process.env, VULKAN_SDK: sdk } })
+    const files = commands.map((c) => c.file.split(/[\\/]/).pop())
+    for (const needed of ['ggml-vulkan.cpp', 'mul_mm.comp.cpp', 'whisper.cpp', 'cli.cpp']) assert.ok(files.includes(needed), `${needed} is compiled`)
+    const wrong = commands.filter((c) => !/(^|\s)[/-]MT(\s|$)/.test(c.command) || /(^|\s)[/-]MDd?(\s|$)/.test(c.command))
+    assert.deepEqual(wrong.map((c) => c.file), [], 'compiled without /MT')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the release workflow installs the pinned Vulkan SDK, checked, in each job that builds the Windows package', () => {
+  const workflow = readFileSync(join(ROOT, '.github', 'workflows', 'release.yml'), 'utf8')
+  assert.match(/^\s+VULKAN_SDK_VERSION: '(.*)'$/m.exec(workflow)?.[1] ?? '', /^1\.4\.\d+\.\d+$/)
+  assert.match(/^\s+VULKAN_SDK_SHA256: '(.*)'$/m.exec(workflow)?.[1] ?? '', /^[0-9a-f]{64}$/)
+  const jobs = workflow.split(/^ {2}(?=\w+:$)/m).slice(1)
+  const windowsJobs = jobs.filter((job) => /target: win32-x64-msvc/.test(job))
+  assert.deepEqual(windowsJobs.map((job) => job.split(':')[0]), ['build', 'test'])
+  for (const job of windowsJobs) {
+    const name = job.split(':')[0]
+    const step = job.indexOf("- name: Vulkan SDK (the Windows package's Vulkan build)")
+    assert.ok(step > 0, `${name}: installs the Vulkan SDK`)
+    const body = job.slice(step, job.indexOf('\n      - ', step + 1))
+    assert.match(body, /if: runner\.os == 'Windows'/)
+    assert.match(body, /Get-FileHash -Algorithm SHA256[\s\S]*-ne \$env:VULKAN_SDK_SHA256/, `${name}: checks the installer's hash`)
+    assert.match(body, /VULKAN_SDK=\$root.*GITHUB_ENV/, `${name}: sets VULKAN_SDK for the build`)
+    assert.match(body, /node scripts\/vulkan-sdk\.mjs --check-lunarg \$root/, `${name}: checks the SDK at once`)
+    const builds = job.search(name === 'build' ? /scripts\/package\.mjs/ : /- run: npm test/)
+    assert.ok(builds > step, `${name}: the SDK is installed before the build`)
   }
 })

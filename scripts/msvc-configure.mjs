@@ -47,18 +47,18 @@ endforeach()
 /**
  * The compile commands of whisper.cpp's programs for win32-x64-msvc's
  * `variant`, with exactly the flags scripts/whisper-build.mjs passes there
- * (but ccache). Each: { file, command }.
+ * (but ccache), plus `extra` flags (a GPU build's) in `env`. Each: { file, command }.
  */
-export function msvcCompileCommands(variant) {
+export function msvcCompileCommands(variant, { extra = [], env = process.env } = {}) {
   const target = 'win32-x64-msvc'
   const dir = mkdtempSync(join(tmpdir(), 'pw-msvc-configure-'))
   try {
     // A program that exits 1 at once, by its full path (CMake looks for a bare name with .exe here).
     const never = ['/bin/false', '/usr/bin/false'].find(existsSync)
     writeFileSync(join(dir, 'toolchain.cmake'), toolchain(never))
-    const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant]]
+    const flags = ['-DGGML_NATIVE=OFF', ...TARGETS[target].cmake, ...VARIANTS[variant], ...extra]
     const build = join(dir, 'build')
-    run('cmake', ['-S', whisperSource(), '-B', build, ...COMMON_FLAGS, '-DGGML_CCACHE=OFF', ...flags, `-DCMAKE_TOOLCHAIN_FILE=${join(dir, 'toolchain.cmake')}`, '-DCMAKE_EXPORT_COMPILE_COMMANDS=ON'], { stdio: 'ignore' })
+    run('cmake', ['-S', whisperSource(), '-B', build, ...COMMON_FLAGS, '-DGGML_CCACHE=OFF', ...flags, `-DCMAKE_TOOLCHAIN_FILE=${join(dir, 'toolchain.cmake')}`, '-DCMAKE_EXPORT_COMPILE_COMMANDS=ON'], { stdio: 'ignore', env })
     return JSON.parse(readFileSync(join(build, 'compile_commands.json'), 'utf8')).map(({ file, command }) => ({ file, command }))
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -79,6 +79,8 @@ export const TARGETS = {
     // runtime setting ignored (/MD): the policy is set NEW from outside
     // (__test__/release-checks.test.mjs sees /MT in every compile command).
     cmake: ['-DGGML_OPENMP=OFF', '-DCMAKE_POLICY_DEFAULT_CMP0091=NEW', '-DCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'],
+    // Built on the release's Windows runner with LunarG's Vulkan SDK (scripts/vulkan-sdk.mjs).
+    gpu: ['vulkan'],
   },
   // Never published: the Windows code built here with mingw-w64
   // (scripts/windows-toolchain.mjs) and tested under Wine (scripts/wine.mjs).
