@@ -130,11 +130,10 @@ function fakeVulkanInSystem32() {
  * both). Wine's vulkan-1.dll passes them to the host's Vulkan loader.
  */
 const ICD_DIR = '/usr/share/vulkan/icd.d'
+const LAVAPIPE = existsSync(ICD_DIR) ? readdirSync(ICD_DIR).find((f) => /^lvp_icd\b.*\.json$/.test(f)) : undefined
 function lavapipeEnv() {
-  const icd = existsSync(ICD_DIR) ? readdirSync(ICD_DIR).find((f) => /^lvp_icd\b.*\.json$/.test(f)) : undefined
-  assert.ok(icd, `no lavapipe here (${ICD_DIR}/lvp_icd*.json): apt-get install -t bookworm-backports mesa-vulkan-drivers (.ci/run does)`)
   return {
-    VK_ICD_FILENAMES: join(ICD_DIR, icd),
+    VK_ICD_FILENAMES: join(ICD_DIR, LAVAPIPE),
     GGML_VK_VISIBLE_DEVICES: '0',
     MESA_SHADER_CACHE_DIR: join(HOME, 'mesa-shader-cache'),
     // lavapipe's compiled shaders call libm's functions (expf, ...), which
@@ -154,13 +153,16 @@ function lavapipeEnv() {
  */
 async function gpuEnv(file) {
   if (file === 'gpu.mjs') return { ...lavapipeEnv(), DISPLAY: await wineDisplay() }
-  if (file === 'gpu-no-loader.mjs') return { ...lavapipeEnv(), WINEDLLOVERRIDES: 'vulkan-1=' }
-  if (file === 'gpu-off.mjs') return { ...lavapipeEnv(), WINEDLLOVERRIDES: 'vulkan-1=n' }
+  if (file === 'gpu-no-loader.mjs') return { WINEDLLOVERRIDES: 'vulkan-1=' }
+  if (file === 'gpu-off.mjs') return { WINEDLLOVERRIDES: 'vulkan-1=n' }
   return {}
 }
 
+/** As __test__/gpu.test.mjs: without lavapipe the Vulkan run has no device to run on (the fallbacks need none). */
+const noLavapipe = !LAVAPIPE && `no lavapipe here (${ICD_DIR}/lvp_icd*.json): apt-get install -t bookworm-backports mesa-vulkan-drivers (.ci/run does)`
+
 for (const file of SUITE) {
-  test(`Windows (node.exe under Wine): __test__/windows/${file}`, T, async () => {
+  test(`Windows (node.exe under Wine): __test__/windows/${file}`, { ...T, skip: T.skip || (file === 'gpu.mjs' && noLavapipe) }, async () => {
     requireBuild()
     const script = windowsPath(join(ROOT, '__test__', 'windows', file))
     const gpu = await gpuEnv(file)

@@ -20,6 +20,10 @@ pub const GPU_IN_CPU_BUILD: &[&str] = &["apple-arm64"];
 /// driver takes a second or two; a hung driver must not hang initialize().
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the listing is read after the worker has exited (it is in the
+/// pipe by then).
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
 /// The GPU builds in `bin` (a package's or a checkout's `bin/`) that hold
 /// `file`, best first.
 pub fn gpu_builds(bin: &Path, file: &str) -> Vec<(&'static str, PathBuf)> {
@@ -41,8 +45,10 @@ pub async fn list_devices(worker: &Path) -> Result<DeviceList, String> {
     let mut cmd = crate::process::command(worker);
     cmd.arg("--list-devices");
     let mut child = crate::process::spawn(&mut cmd).map_err(|e| e.to_string())?;
-    let output = match tokio::time::timeout(LIST_TIMEOUT, crate::process::collect(&mut child)).await
-    {
+    // Read until the process exits, not until its pipes close: a driver's
+    // helper (or, under Wine, explorer.exe) may keep them open long after.
+    let collecting = crate::process::collect_exited(&mut child, EXIT_GRACE);
+    let output = match tokio::time::timeout(LIST_TIMEOUT, collecting).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => {
@@ -126,6 +132,70 @@ mod tests {
             Some(0xC000_0135_u32 as i32),
         );
         assert!(cpu.unwrap().starts_with("a DLL it imports"));
+    }
+
+    /// A FAKE worker (fault injection only): lists one GPU, leaves a
+    /// descendant holding its stdout and stderr open (as Wine's explorer.exe
+    /// or a driver's helper can), writes that one's pid to `pid_file`, and
+    /// exits.
+    #[cfg(unix)]
+    fn fake_worker_leaving_a_holder(dir: &Path, pid_file: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("persistent-whisper-worker");
+        let list = format!(
+            r#"{{"protocol":{},"gpus":[{{"kind":"vulkan","name":"FAKE GPU","memoryBytes":1}}],"cpu":{{"kind":"cpu","name":"FAKE CPU"}}}}"#,
+            persistent_whisper_protocol::PROTOCOL
+        );
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep 60 &\necho $! > '{}'\necho '{list}'\nexit 0\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_descendant_holding_the_pipes_neither_holds_the_probe_nor_outlives_it() {
+        let dir = std::env::temp_dir().join(format!("pw-probe-holder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("holder.pid");
+        let worker = fake_worker_leaving_a_holder(&dir, &pid_file);
+        let started = std::time::Instant::now();
+        let list = list_devices(&worker).await.expect("the devices it listed");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(list.gpus.len(), 1);
+        assert_eq!(list.gpus[0].name, "FAKE GPU");
+        let holder: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Ended with the probe's process group (a zombie until init reaps it).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{holder}/stat")).unwrap_or_default();
+            let gone =
+                stat.is_empty() || stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z'));
+            if gone {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder {holder} outlived the probe"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     use super::*;

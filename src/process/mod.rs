@@ -120,6 +120,72 @@ pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
     })
 }
 
+/// Like `collect`, for a process that may leave a descendant holding its
+/// stdout or stderr open (a GPU driver's helper; under Wine, the
+/// explorer.exe the first program touching the desktop starts): once the
+/// process has exited, what it wrote is read for at most `grace` more, and
+/// anything left in its process group is ended (Unix). Without this the
+/// reader waits for an end of file that comes only when the holder exits.
+pub async fn collect_exited(child: &mut Child, grace: Duration) -> std::io::Result<Output> {
+    let pid = child.id();
+    let mut stdout_pipe = child.stdout.take();
+    let mut stderr_pipe = child.stderr.take();
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let status = {
+        let readers = async {
+            if let Some(pipe) = stdout_pipe.as_mut() {
+                pipe.read_to_end(&mut stdout).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let errors = async {
+            if let Some(pipe) = stderr_pipe.as_mut() {
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = pipe.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    stderr.extend_from_slice(&chunk[..n]);
+                    if stderr.len() > 2 * STDERR_KEEP {
+                        stderr.drain(..stderr.len() - STDERR_KEEP);
+                    }
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let reading = async { tokio::try_join!(readers, errors) };
+        tokio::pin!(reading);
+        let waiting = wait(child);
+        tokio::pin!(waiting);
+        tokio::select! {
+            read = &mut reading => {
+                read?;
+                waiting.await?
+            }
+            status = &mut waiting => {
+                let status = status?;
+                // What it wrote before it exited is in the pipes already.
+                let _ = tokio::time::timeout(grace, &mut reading).await;
+                status
+            }
+        }
+    };
+    #[cfg(unix)]
+    if let Some(pid) = pid {
+        // The leader is reaped; what it left in its group goes too.
+        kill_group(pid, Kill::Now);
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
 /// How to end a process group.
 #[derive(Debug, Clone, Copy)]
 pub enum Kill {
