@@ -217,3 +217,15 @@ test('the release workflow installs the pinned Vulkan SDK, checked, in each job 
     assert.ok(builds > step, `${name}: the SDK is installed before the build`)
   }
 })
+
+test('the release workflow\'s Linux jobs install what the Linux Vulkan build needs: glslc, and the keyring its Debian 13 headers are checked with', () => {
+  const workflow = readFileSync(join(ROOT, '.github', 'workflows', 'release.yml'), 'utf8')
+  const jobs = workflow.split(/^ {2}(?=\w+:$)/m).slice(1)
+  const linuxJobs = jobs.filter((job) => /target: linux-x64-gnu/.test(job))
+  assert.deepEqual(linuxJobs.map((job) => job.split(':')[0]), ['build', 'test'])
+  for (const job of linuxJobs) {
+    const name = job.split(':')[0]
+    const installs = [...job.matchAll(/apt-get install -y ([^\n]+)/g)].flatMap((m) => m[1].split(/\s+/))
+    for (const pkg of ['glslc', 'debian-archive-keyring']) assert.ok(installs.includes(pkg), `${name}: apt-get install ${pkg}`)
+  }
+})
