@@ -2,7 +2,7 @@
 // npm run bench [-- --quick] [--model tiny.en|base|PATH] [--clips a.wav,b.wav]
 //                [--pool-size N] [--rounds N]
 //                [--only batch|dictation|memory [--variants a,b] | --only fleet | --only live
-//                 | --only gpu [--software-gpu]]
+//                 | --only gpu [--software-gpu] | --only threading]
 //
 // Runs every way of transcribing with whisper.cpp that the README talks about,
 // on real speech, in one run: interleaved rounds, medians reported, each
@@ -63,6 +63,8 @@ function runner(job) {
     // program would give them; the engine sets its own.
     const env = { ...process.env }
     delete env.OMP_WAIT_POLICY
+    // A job may name variables of its own (bench/threading.mjs: OpenMP's wait policy).
+    Object.assign(env, job.env)
     const child = spawn(process.execPath, [join(ROOT, 'bench', 'runner.mjs'), JSON.stringify(job)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
@@ -259,6 +261,10 @@ async function main() {
   if (opts.only === 'fleet') return (await import('./fleet.mjs')).fleet(files, opts)
   if (opts.only === 'gpu') return process.stdout.write(await (await import('./gpu.mjs')).gpuSection(files, opts, progress))
   if (opts.only === 'live') return (await import('./live.mjs')).live(opts)
+  if (opts.only === 'threading') {
+    const result = await (await import('./threading.mjs')).threading(files, opts, runner, progress)
+    return process.stdout.write(`\n${JSON.stringify(result, null, 2)}\n`)
+  }
   const distinct = [...new Set(files)]
   const names = Object.keys(VARIANTS)
   steps = 1 + opts.rounds * names.length + opts.rounds * (DICTATION.length + 2) + (opts.modelSizes ? 4 : 0) + opts.rounds * 10 + opts.rounds * 3 + opts.rounds * 4 + 1

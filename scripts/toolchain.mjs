@@ -132,7 +132,14 @@ export function linuxToolchain(target) {
     const cFlags = `${flags} ${quote(includeFlags(source.gcc, 'c', sysroot))}`
     mkdirSync(join(dir, 'bin'), { recursive: true })
     const compat = join(dir, 'glibc-compat.o')
-    wrapper(cc, [`exec ${source.gcc} ${cFlags} "$@"`])
+    // Linking: libgomp statically here too (CMake's OpenMP check links C), and
+    // libdl after it: glibc 2.17 keeps there the dlopen that libgomp.a calls.
+    wrapper(cc, [
+      'for arg in "$@"; do',
+      `  case "$arg" in -c|-S|-E|-M|-MM) exec ${source.gcc} ${cFlags} "$@" ;; esac`,
+      'done',
+      `exec ${source.gcc} ${cFlags} '-L${gomp}' "$@" -lgomp -ldl -lpthread`,
+    ])
     run(cc, ['-O2', '-fPIC', '-c', COMPAT_SOURCE, '-o', compat])
     const cxxFlags = `${flags} '-isystem${libstdcxxOverlay(source.gxx, dir)}' ${quote(includeFlags(source.gxx, 'c++', sysroot))}`
     wrapper(cxx, [

@@ -90,7 +90,7 @@ function install(from, to) {
 }
 
 /** cmake configure + build of the programs, then copies them to `out`. */
-function cmakeBuild(src, build, flags, out, target) {
+export function cmakeBuild(src, build, flags, out, target) {
   const cache = ccache()
   run('cmake', ['-S', src, '-B', build, ...COMMON_FLAGS, ...cache.flags, ...flags], { env: cache.env })
   run('cmake', ['--build', build, '--config', 'Release', '-j', String(availableParallelism()), '--target', ...PROGRAMS], { env: cache.env })
@@ -128,7 +128,7 @@ export const WORKER_SOURCES = [
  * into `out` beside its whisper-cli. One cargo target folder per target, so
  * the variants share compiled dependencies and differ only in the link.
  */
-function buildWorker(target, variant, toolchain, out, whisperKey, { build = buildDir(target, variant), stock = false } = {}) {
+export function buildWorker(target, variant, toolchain, out, whisperKey, { build = buildDir(target, variant), stock = false } = {}) {
   const file = join(out, exe(target, WORKER))
   const stampDir = join(build, 'worker-stamp')
   if (!existsSync(file)) rmSync(stampDir, { recursive: true, force: true })

@@ -150,6 +150,9 @@ fn main() {
         // (scripts/toolchain.mjs) finds the static archives; any GCC does.
         println!("cargo:rustc-link-lib=static=stdc++");
         println!("cargo:rustc-link-lib=gomp");
+        // libgomp.a calls libgcc's helpers (arm64's outline atomics), which
+        // rustc, linking with -nodefaultlibs, does not bring.
+        println!("cargo:rustc-link-lib=static=gcc");
     } else if target.ends_with("windows-gnu") {
         // mingw-w64's C++ runtime and its POSIX threads (std::thread),
         // statically: the program needs no DLL beside it.
