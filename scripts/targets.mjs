@@ -43,9 +43,11 @@ const APPLE_BLAS = ['-DGGML_ACCELERATE=ON', '-DGGML_BLAS=ON', '-DGGML_BLAS_VENDO
 /**
  * napi platform -> target triple, the variants its package carries, and the
  * CMake flags of every build for it. Linux builds use OpenMP (GCC's libgomp,
- * linked statically), whose idle threads sleep when OMP_WAIT_POLICY=passive;
- * Apple clang has no OpenMP and MSVC's needs a DLL beside the programs, so
- * those use ggml's own thread pool.
+ * linked statically): measured faster than ggml's own thread pool, above all
+ * beside other work, as its waiting threads spin briefly and then sleep
+ * (`npm run bench -- --only threading`; the engine's settings in
+ * src/process/mod.rs). Apple clang has no OpenMP and MSVC's needs a DLL
+ * beside the programs, so those use ggml's own thread pool.
  */
 export const TARGETS = {
   'linux-x64-gnu': {

@@ -1,5 +1,5 @@
 //! Spawning and ending whisper processes: argv only (no shell), its own process
-//! group, death with the host (death.rs), and OMP_WAIT_POLICY=passive.
+//! group, death with the host (death.rs), and how OpenMP's threads wait.
 
 pub mod death;
 #[cfg(windows)]
@@ -24,6 +24,20 @@ pub fn command(program: &Path) -> Command {
     command_ending(program, death::Ends::WithHost)
 }
 
+/// How OpenMP's threads wait in a whisper process (the Linux builds link
+/// libgomp): a short spin (GOMP_SPINCOUNT 10000, about 0.1 ms), then sleep.
+/// Spinning for libgomp's default 3 ms, or forever as ggml's own pool does,
+/// lets concurrent decodes and other programs' work fight over the cores;
+/// sleeping at once makes every barrier of a lone decode a system call
+/// (`npm run bench -- --only threading`, README). A caller who set either
+/// variable chose for themselves, and gets nothing added.
+fn openmp_waiting(is_set: impl Fn(&str) -> bool) -> Vec<(&'static str, &'static str)> {
+    if is_set("OMP_WAIT_POLICY") || is_set("GOMP_SPINCOUNT") {
+        return Vec::new();
+    }
+    vec![("OMP_WAIT_POLICY", "passive"), ("GOMP_SPINCOUNT", "10000")]
+}
+
 /// A command for a program that exits when its stdin closes; stdin is piped.
 pub fn command_ending_with_stdin(program: &Path) -> Command {
     let mut cmd = command_ending(program, death::Ends::WithStdin);
@@ -37,11 +51,8 @@ fn command_ending(program: &Path, ends: death::Ends) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // OpenMP threads of concurrent whisper processes busy-wait and fight over
-    // the cores (a 3-request batch ran 3-5x slower on 2 cores). Respect a
-    // caller who chose a policy.
-    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        cmd.env("OMP_WAIT_POLICY", "passive");
+    for (name, value) in openmp_waiting(|name| std::env::var_os(name).is_some()) {
+        cmd.env(name, value);
     }
     // On a failed assertion ggml attaches gdb to print a backtrace: slow, and
     // one more process in the group. The error line says enough.
@@ -301,7 +312,7 @@ fn crash_name(code: u32) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::crash_name;
+    use super::{crash_name, openmp_waiting};
 
     #[test]
     fn windows_crash_codes_are_named_and_ordinary_exit_codes_are_not() {
@@ -323,6 +334,17 @@ mod tests {
         );
         for ordinary in [0, 1, 2, 3, 255, 0x8000_0000] {
             assert_eq!(crash_name(ordinary), None, "{ordinary:#x}");
+        }
+    }
+
+    #[test]
+    fn openmp_threads_spin_briefly_then_sleep_unless_the_caller_chose() {
+        assert_eq!(
+            openmp_waiting(|_| false),
+            [("OMP_WAIT_POLICY", "passive"), ("GOMP_SPINCOUNT", "10000")]
+        );
+        for chosen in ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"] {
+            assert!(openmp_waiting(|name| name == chosen).is_empty(), "{chosen}");
         }
     }
 }
