@@ -78,32 +78,37 @@ test('worker: a request whose process is killed every time it runs fails alone; 
   // The poison: its process dies whenever it has begun work.
   const poison = join(scratch, 'poison.wav')
   writeFileSync(poison, audio)
-  let kills = 0
-  const killIt = async () => {
-    const { processingRequests } = await engine.getQueueStatus()
-    const mine = processingRequests.find((r) => r.audioFilePath === poison)
-    const worker = mine && (await engine.getWorkerStatuses()).find((w) => w.id === mine.workerId)
-    if (worker?.pid) {
-      kills++
-      process.kill(worker.pid, 'SIGKILL')
+  // Every process seen running it is killed, once all three run side by
+  // side and then wherever it runs again, however soon it would finish
+  // (waiting for its progress raced its end: a re-run alone reports only 100).
+  const killed = new Set()
+  let hunting = false
+  let done = false
+  const hunt = async () => {
+    while (!done) {
+      const { processingRequests } = await engine.getQueueStatus()
+      const mine = processingRequests.find((r) => r.audioFilePath === poison)
+      const worker = mine && (await engine.getWorkerStatuses()).find((w) => w.id === mine.workerId)
+      if (hunting && worker?.pid && !killed.has(worker.pid)) {
+        killed.add(worker.pid)
+        process.kill(worker.pid, 'SIGKILL')
+      }
+      await new Promise((r) => setTimeout(r, 10))
     }
   }
-  // Killed once all three run side by side, then whenever it runs again.
-  let armed = false
-  let killing = Promise.resolve()
   const progress = progressTracker(3)
   const innocent = [0, 1].map((i) => engine.transcribe(audio, progress.options(i)))
-  const poisoned = engine.transcribe(poison, {
-    onProgress: (p) => {
-      progress.options(2).onProgress(p)
-      if (p > 0 && armed) killing = killing.then(killIt)
-    },
-  })
+  const poisoned = engine.transcribe(poison, progress.options(2))
+  const hunter = hunt()
   await progress.all()
-  armed = true
-  killing = killing.then(killIt)
-  await assert.rejects(poisoned, (err) => withCode('ERR_WORKER_CRASHED')(err) && /running it alone/.test(err.message))
-  await killing
+  hunting = true
+  try {
+    await assert.rejects(poisoned, (err) => withCode('ERR_WORKER_CRASHED')(err) && /running it alone/.test(err.message))
+  } finally {
+    done = true
+    await hunter
+  }
+  const kills = killed.size
   for (const r of await Promise.all(innocent)) assert.equal(r.text, undisturbed.text)
   assert.ok(kills >= 2, `${kills} kills`)
   const stats = (await engine.getStatus()).poolStats
