@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStderr, Command};
 
 /// How long a process may take to exit after SIGTERM before it gets SIGKILL.
 pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
@@ -94,6 +94,22 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
+/// Reads `pipe` to its end into `kept`, keeping only about the last
+/// STDERR_KEEP bytes (whisper's stderr can be long; its tail says why).
+async fn read_tail(pipe: &mut ChildStderr, kept: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        kept.extend_from_slice(&chunk[..n]);
+        if kept.len() > 2 * STDERR_KEEP {
+            kept.drain(..kept.len() - STDERR_KEEP);
+        }
+    }
+}
+
 /// Reads stdout and stderr to their ends and waits for the exit status.
 pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
     let mut stdout_pipe = child.stdout.take();
@@ -108,17 +124,7 @@ pub async fn collect(child: &mut Child) -> std::io::Result<Output> {
     let read_stderr = async {
         let mut kept = Vec::new();
         if let Some(pipe) = stderr_pipe.as_mut() {
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = pipe.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                kept.extend_from_slice(&chunk[..n]);
-                if kept.len() > 2 * STDERR_KEEP {
-                    kept.drain(..kept.len() - STDERR_KEEP);
-                }
-            }
+            read_tail(pipe, &mut kept).await?;
         }
         Ok::<_, std::io::Error>(kept)
     };
@@ -152,17 +158,7 @@ pub async fn collect_exited(child: &mut Child, grace: Duration) -> std::io::Resu
         };
         let errors = async {
             if let Some(pipe) = stderr_pipe.as_mut() {
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = pipe.read(&mut chunk).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    stderr.extend_from_slice(&chunk[..n]);
-                    if stderr.len() > 2 * STDERR_KEEP {
-                        stderr.drain(..stderr.len() - STDERR_KEEP);
-                    }
-                }
+                read_tail(pipe, &mut stderr).await?;
             }
             Ok::<_, std::io::Error>(())
         };
