@@ -14,15 +14,14 @@
 // the next runs: `before` warms it once.
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { HOME } from '../scripts/paths.mjs'
 import { FIXTURES, TINY_EN, pw } from './helpers.mjs'
+import { runEngine } from './gpu-run-client.mjs'
 
-const RUN = join(dirname(fileURLToPath(import.meta.url)), 'gpu-run.mjs')
 const cpuWorker = (await pw.locateWhisper('persistent-whisper-worker')).path
 const VULKAN_DIR = join(dirname(dirname(cpuWorker)), 'vulkan')
 const VULKAN_WORKER = join(VULKAN_DIR, 'persistent-whisper-worker')
@@ -52,29 +51,7 @@ const LAVAPIPE_ENV = {
 }
 
 /** One engine in its own process (gpu-run.mjs) with `env` added; its JSON report. */
-function run(options, clips, env = {}) {
-  const opts = { modelPath: TINY_EN, maxWorkers: 1, timeout: 600_000, ...options }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, JSON.stringify(opts), JSON.stringify(clips)], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      try {
-        const report = JSON.parse(out.trim().split('\n').pop())
-        assert.ok(report.ok, `${report.code}: ${report.message}`)
-        resolve(report)
-      } catch (e) {
-        reject(new Error(`gpu-run exited ${code}: ${e.message}\n${err}`))
-      }
-    })
-  })
-}
+const run = (options, clips, env = {}) => runEngine({ modelPath: TINY_EN, maxWorkers: 1, timeout: 600_000, ...options }, clips, env)
 
 const scratch = mkdtempSync(join(tmpdir(), 'pw-gpu-'))
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }))

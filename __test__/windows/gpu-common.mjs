@@ -5,40 +5,18 @@
 // environment it was started in, not from the Windows environment a parent
 // gives it, so each case is a file of its own.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { runEngine } from '../gpu-run-client.mjs'
 import { FIXTURES, ROOT, TINY_EN } from './common.mjs'
 
-const RUN = join(ROOT, '__test__', 'gpu-run.mjs')
 export const VULKAN_DIR = join(ROOT, '.whisper', 'targets', 'win32-x64-gnu', 'bin', 'vulkan')
 export const VULKAN_WORKER = join(VULKAN_DIR, 'persistent-whisper-worker.exe')
 export const CLIPS = ['color.wav', 'weather.wav'].map((f) => join(FIXTURES, f))
 export const T = { timeout: 1_500_000 }
 
 /** One engine in a node.exe of its own with `env` added: its JSON report and stderr (the engine's warnings, at logLevel 'warn'). */
-export function run(options, clips, env = {}) {
-  const opts = { modelPath: TINY_EN, maxWorkers: 1, timeout: 900_000, logLevel: 'warn', ...options }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, JSON.stringify(opts), JSON.stringify(clips)], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      try {
-        const report = JSON.parse(out.trim().split('\n').pop())
-        assert.ok(report.ok, `${report.code}: ${report.message}`)
-        resolve({ ...report, stderr: err })
-      } catch (e) {
-        reject(new Error(`gpu-run exited ${code}: ${e.message}\n${out}\n${err}`))
-      }
-    })
-  })
-}
+export const run = (options, clips, env = {}) =>
+  runEngine({ modelPath: TINY_EN, maxWorkers: 1, timeout: 900_000, logLevel: 'warn', ...options }, clips, env)
 
 /** The CPU build's texts of `clips`, to compare with. */
 export async function cpuTexts(clips = CLIPS) {
